@@ -1,0 +1,207 @@
+"""SoftHSM tokens of one workspace: create, find, open sessions, delete.
+
+Each simulated HSM (and lesson 00's practice token) is one SoftHSMv2 token. Token
+PINs are generated here, stored only in the workspace (mode 0600 files) and never
+printed: learners log in through the layers above, as they would on CloudHSM.
+
+python-pkcs11 loads a PKCS#11 module once per process, and SoftHSM reads its token
+directory when the library is initialised, so a token created by ``softhsm2-util``
+becomes visible only after ``lib.reinitialize()``. That call invalidates every open
+session; :attr:`TokenStore.generation` counts reinitialisations so callers holding
+sessions (the client layer) know to reopen them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pkcs11
+from pkcs11.exceptions import UserAlreadyLoggedIn
+
+from labsupport.errors import LabError, TokenNotFound
+from labsupport.hsm.module import find_module, find_softhsm_util
+from labsupport.workspace.home import Workspace, register_reset_hook
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """What the workspace remembers about one token (PINs hidden from ``repr``)."""
+
+    label: str
+    owner: str
+    created: float
+    user_pin: str = field(repr=False)
+    so_pin: str = field(repr=False)
+
+
+class _Library:
+    """The process-wide python-pkcs11 library object and its reinitialisation count."""
+
+    def __init__(self) -> None:
+        self._lib: pkcs11.lib | None = None
+        self._conf: str | None = None
+        self.generation = 0
+        self.lock = threading.RLock()
+
+    def get(self, conf: Path) -> pkcs11.lib:
+        with self.lock:
+            if self._lib is None:
+                os.environ["SOFTHSM2_CONF"] = str(conf)
+                self._lib = pkcs11.lib(str(find_module()))
+                self._conf = str(conf)
+            elif self._conf != str(conf):
+                # Another workspace in the same process (tests do this): point
+                # SoftHSM at its config and re-read the token directory.
+                os.environ["SOFTHSM2_CONF"] = str(conf)
+                self._conf = str(conf)
+                self.reinitialize()
+            return self._lib
+
+    def reinitialize(self) -> None:
+        with self.lock:
+            if self._lib is not None:
+                self._lib.reinitialize()
+                self.generation += 1
+
+
+_LIBRARY = _Library()
+
+
+class TokenStore:
+    """The SoftHSM tokens of one workspace."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._state = workspace.state("tokens")
+
+    # -- library ---------------------------------------------------------------------
+
+    @property
+    def lib(self) -> pkcs11.lib:
+        """The python-pkcs11 library, configured for this workspace's token directory."""
+        return _LIBRARY.get(self.workspace.softhsm_conf)
+
+    @property
+    def generation(self) -> int:
+        """How many times the library was reinitialised (open sessions die each time)."""
+        return _LIBRARY.generation
+
+    def refresh(self) -> None:
+        """Re-read the token directory (sees tokens other processes made; closes sessions)."""
+        self.lib  # noqa: B018 - make sure the library is loaded for this workspace
+        _LIBRARY.reinitialize()
+
+    # -- records -----------------------------------------------------------------------
+
+    def records(self) -> dict[str, TokenRecord]:
+        """All tokens this workspace knows, by label."""
+        return {label: TokenRecord(**rec) for label, rec in self._state.read().items()}
+
+    def record(self, label: str) -> TokenRecord:
+        """The record of token ``label``; raises :class:`TokenNotFound`."""
+        rec = self._state.read().get(label)
+        if rec is None:
+            raise TokenNotFound(
+                f"There is no lab token called {label!r} in this workspace.",
+                "Run the lesson from the top (its first cell prepares the tokens it needs).",
+            )
+        return TokenRecord(**rec)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def create(self, label: str, owner: str, user_pin: str | None = None) -> TokenRecord:
+        """Initialise a new SoftHSM token called ``label`` belonging to ``owner``.
+
+        If a token with that label exists it is deleted first, so a lesson can
+        always start from a clean token.
+        """
+        if label in self._state.read():
+            self.delete(label)
+        rec = TokenRecord(
+            label=label,
+            owner=owner,
+            created=time.time(),
+            user_pin=user_pin or secrets.token_hex(8),
+            so_pin=secrets.token_hex(8),
+        )
+        self._util("--init-token", "--free", "--label", label, "--pin", rec.user_pin,
+                   "--so-pin", rec.so_pin)
+        with self._state.update() as data:
+            data[label] = asdict(rec)
+        self.refresh()
+        return rec
+
+    def delete(self, label: str) -> None:
+        """Delete token ``label`` and forget it (no error if it is already gone)."""
+        with contextlib.suppress(LabError):
+            self._util("--delete-token", "--token", label, check=False)
+        with self._state.update() as data:
+            data.pop(label, None)
+        self.refresh()
+
+    def delete_owned_by(self, owner: str | None) -> None:
+        """Delete every token belonging to ``owner`` (all tokens when ``owner`` is None)."""
+        labels = [r.label for r in self.records().values() if owner is None or r.owner == owner]
+        for label in labels:
+            self.delete(label)
+
+    # -- access ---------------------------------------------------------------------------
+
+    def token(self, label: str) -> pkcs11.Token:
+        """The python-pkcs11 ``Token`` called ``label``."""
+        self.record(label)
+        try:
+            return self.lib.get_token(token_label=label)
+        except pkcs11.NoSuchToken:
+            self.refresh()  # made by another process since we loaded the library
+            try:
+                return self.lib.get_token(token_label=label)
+            except pkcs11.NoSuchToken:
+                raise TokenNotFound(
+                    f"The workspace lists token {label!r}, but SoftHSM does not have it.",
+                    "The token directory was changed outside the lab; reset this lesson "
+                    "(`python -m labsupport reset LESSON`) and run it again.",
+                ) from None
+
+    def open_session(self, label: str, rw: bool = True) -> pkcs11.Session:
+        """Open a session on token ``label``, logged in as its user with the internal PIN."""
+        token = self.token(label)
+        try:
+            return token.open(rw=rw, user_pin=self.record(label).user_pin)
+        except UserAlreadyLoggedIn:
+            # PKCS#11 logins are per token and process: a new session shares it.
+            return token.open(rw=rw)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _util(self, *args: str, check: bool = True) -> None:
+        env = dict(os.environ, SOFTHSM2_CONF=str(self.workspace.softhsm_conf))
+        proc = subprocess.run(
+            [str(find_softhsm_util()), *args], env=env, capture_output=True, text=True
+        )
+        if check and proc.returncode != 0:
+            # softhsm2-util echoes no PINs in its errors, but keep only its last line.
+            detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise LabError(
+                f"softhsm2-util {args[0]} failed: {detail[0]}",
+                "Run `python -m labsupport doctor` to check SoftHSM and the workspace.",
+            )
+
+
+def token_store(workspace: Workspace | None = None) -> TokenStore:
+    """The token store of ``workspace`` (default: the learner's workspace)."""
+    return TokenStore(workspace or Workspace.open())
+
+
+def _reset_tokens(workspace: Workspace, lesson: str | None) -> None:
+    TokenStore(workspace).delete_owned_by(lesson)
+
+
+register_reset_hook(_reset_tokens)

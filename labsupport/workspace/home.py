@@ -1,0 +1,131 @@
+"""Where the workspace lives and what is inside it.
+
+Layout (all under one directory, mode 0700)::
+
+    ~/.cloudhsm-lab/            (or $CLOUDHSM_LAB_HOME)
+      softhsm2.conf             SoftHSM configuration pointing at tokens/
+      tokens/                   one SoftHSM token directory per simulated HSM
+      state/*.json              control-plane, client, KMS and token state
+      lessons/NN/               files a lesson writes (PKI material, customerCA.crt …)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from labsupport.errors import WorkspaceError
+from labsupport.workspace.statefile import StateFile
+
+ENV_HOME = "CLOUDHSM_LAB_HOME"
+
+SOFTHSM_CONF_TEMPLATE = """\
+# Written by labsupport: SoftHSMv2 configuration for this CloudHSM Lab workspace.
+directories.tokendir = {tokendir}
+objectstore.backend = file
+log.level = ERROR
+slots.removable = false
+"""
+
+# Hooks other layers register to clean up their part of a lesson on reset.
+ResetHook = Callable[["Workspace", "str | None"], None]
+_reset_hooks: list[ResetHook] = []
+
+
+def register_reset_hook(hook: ResetHook) -> ResetHook:
+    """Register ``hook(workspace, lesson)`` to run on every reset (``lesson`` None = all)."""
+    if hook not in _reset_hooks:
+        _reset_hooks.append(hook)
+    return hook
+
+
+def default_home() -> Path:
+    """The workspace directory: ``$CLOUDHSM_LAB_HOME`` or ``~/.cloudhsm-lab``."""
+    env = os.environ.get(ENV_HOME)
+    return Path(env).expanduser() if env else Path.home() / ".cloudhsm-lab"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A learner's lab directory. ``Workspace.open()`` creates it if needed."""
+
+    root: Path
+
+    @classmethod
+    def open(cls, root: Path | str | None = None) -> Workspace:
+        """Open (creating if missing) the workspace at ``root`` or the default location."""
+        ws = cls(Path(root).expanduser() if root else default_home())
+        ws.ensure()
+        return ws
+
+    # -- paths ---------------------------------------------------------------------
+
+    @property
+    def softhsm_conf(self) -> Path:
+        """The SoftHSM configuration file (export it as ``SOFTHSM2_CONF``)."""
+        return self.root / "softhsm2.conf"
+
+    @property
+    def token_dir(self) -> Path:
+        """Directory holding the SoftHSM token directories."""
+        return self.root / "tokens"
+
+    @property
+    def state_dir(self) -> Path:
+        """Directory holding the JSON state files."""
+        return self.root / "state"
+
+    def lesson_dir(self, lesson: str) -> Path:
+        """Directory for files lesson ``lesson`` writes (created on demand)."""
+        path = self.root / "lessons" / lesson
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    def state(self, name: str, default: dict | None = None) -> StateFile:
+        """The state file ``state/<name>.json``."""
+        return StateFile(self.state_dir / f"{name}.json", default)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the directory tree (mode 0700) and the SoftHSM config; check it is writable."""
+        try:
+            for d in (self.root, self.token_dir, self.state_dir):
+                d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self.root.stat().st_mode & 0o077:
+                os.chmod(self.root, 0o700)
+            conf = SOFTHSM_CONF_TEMPLATE.format(tokendir=self.token_dir)
+            if not self.softhsm_conf.exists() or self.softhsm_conf.read_text() != conf:
+                self.softhsm_conf.write_text(conf)
+            probe = self.state_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except PermissionError as exc:
+            raise WorkspaceError(
+                f"The lab workspace {self.root} is not writable ({exc.strerror}).",
+                f"Fix its permissions (chmod u+rwx {self.root}) or set {ENV_HOME} to a "
+                "directory you own, then restart the kernel.",
+            ) from exc
+        except OSError as exc:
+            raise WorkspaceError(
+                f"Cannot create the lab workspace {self.root}: {exc.strerror}.",
+                f"Set {ENV_HOME} to a writable directory with free space, then restart the kernel.",
+            ) from exc
+
+    def reset(self, lesson: str | None = None) -> None:
+        """Reset one lesson's state, or the whole workspace when ``lesson`` is None.
+
+        Every layer cleans up its own part (tokens, clusters, keys) through a
+        registered reset hook; then the lesson's files are removed.
+        """
+        for hook in list(_reset_hooks):
+            hook(self, lesson)
+        if lesson is None:
+            for d in (self.token_dir, self.state_dir, self.root / "lessons"):
+                shutil.rmtree(d, ignore_errors=True)
+            self.ensure()
+        else:
+            shutil.rmtree(self.root / "lessons" / lesson, ignore_errors=True)
