@@ -1,0 +1,28 @@
+"""Shared fixtures: every test gets its own workspace directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from labsupport.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Never touch the learner's real ~/.cloudhsm-lab from the test suite; notebook
+    # kernels started by nbval inherit this variable.
+    if not os.environ.get("CLOUDHSM_LAB_HOME", "").startswith(str(tmp_path_factory.getbasetemp())):
+        os.environ["CLOUDHSM_LAB_HOME"] = str(tmp_path_factory.mktemp("lab-home"))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """A fresh, empty workspace, also set as CLOUDHSM_LAB_HOME for the test."""
+    home = tmp_path / "lab"
+    monkeypatch.setenv("CLOUDHSM_LAB_HOME", str(home))
+    return Workspace.open(home)
