@@ -131,8 +131,16 @@ class TokenStore:
             user_pin=user_pin or secrets.token_hex(8),
             so_pin=secrets.token_hex(8),
         )
-        self._util("--init-token", "--free", "--label", label, "--pin", rec.user_pin,
-                   "--so-pin", rec.so_pin)
+        self._util(
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--pin",
+            rec.user_pin,
+            "--so-pin",
+            rec.so_pin,
+        )
         with self._state.update() as data:
             data[label] = asdict(rec)
         self.refresh()

@@ -1,0 +1,1 @@
+"""Course tooling: build exercises from solutions, execute notebooks, grade submissions."""

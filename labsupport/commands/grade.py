@@ -1,0 +1,33 @@
+"""``grade PATH… [--csv FILE]``: per-learner, per-question results for submitted notebooks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from labsupport.authoring.grade import grade, to_csv, to_table
+
+NAME = "grade"
+HELP = "grade learner notebooks (files or folders of learner folders); table and CSV"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """PATH…, --csv, --solutions."""
+    parser.add_argument("paths", nargs="+", type=Path, help="notebooks or folders")
+    parser.add_argument("--csv", type=Path, help="also write the results as CSV to this file")
+    parser.add_argument(
+        "--solutions",
+        type=Path,
+        default=Path("solutions"),
+        help="solutions folder, to report graded cells a learner removed",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Grade, print the table, write the CSV; exit 0 even when learners fail."""
+    rows = grade(args.paths, args.solutions if args.solutions.is_dir() else None)
+    print(to_table(rows))
+    if args.csv:
+        args.csv.write_text(to_csv(rows), encoding="utf-8")
+        print(f"\nCSV written to {args.csv}")
+    return 0

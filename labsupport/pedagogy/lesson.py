@@ -1,0 +1,64 @@
+"""Start (and restart) a lesson: a clean slate for that lesson, explanations switched on.
+
+Every notebook begins with ``lab = start_lesson("02")``. It resets only that lesson's
+part of the workspace (its tokens, clusters, keys, files), so any lesson runs alone,
+in any order, and twice in a row with the same results.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pkcs11
+
+from labsupport.hsm.tokens import TokenStore
+from labsupport.pedagogy.explain import install_exception_hook
+from labsupport.workspace.home import Workspace
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A running lesson: its id, the learner's workspace and the lesson's own folder."""
+
+    lesson_id: str
+    workspace: Workspace
+
+    @property
+    def tokens(self) -> TokenStore:
+        """The workspace's SoftHSM tokens."""
+        return TokenStore(self.workspace)
+
+    @property
+    def dir(self) -> Path:
+        """Folder for files this lesson writes (certificates, CSRs, exported keys)."""
+        return self.workspace.lesson_dir(self.lesson_id)
+
+    def create_token(self, label: str, user_pin: str) -> pkcs11.Token:
+        """Create a fresh SoftHSM token ``label`` for this lesson with the learner's user PIN.
+
+        Used by the lessons that work with a bare PKCS#11 token (lesson 00, 01). The
+        token is deleted when the lesson is reset.
+        """
+        self.tokens.create(label, owner=self.lesson_id, user_pin=user_pin)
+        return self.tokens.token(label)
+
+    def reset(self) -> None:
+        """Delete everything this lesson created, as if it had never been run."""
+        self.workspace.reset(self.lesson_id)
+
+
+def start_lesson(lesson_id: str, workspace: Workspace | None = None) -> Lesson:
+    """Prepare lesson ``lesson_id`` (e.g. ``"00"``) from a clean state and return it.
+
+    Opens (or creates) the workspace, resets this lesson's part of it and turns on
+    plain-language explanations of PKCS#11 and AWS errors.
+    """
+    if not re.fullmatch(r"\d\d", lesson_id):
+        raise ValueError(f"lesson ids are two digits such as '00', not {lesson_id!r}")
+    lesson = Lesson(lesson_id, workspace or Workspace.open())
+    lesson.reset()
+    install_exception_hook()
+    print(f"Lesson {lesson_id} ready: its part of the workspace is fresh.")
+    return lesson
