@@ -58,7 +58,7 @@ def install_hint() -> str:
 
 
 def find_module() -> Path:
-    """Return the PKCS#11 module path, or raise :class:`SoftHSMNotFound` saying how to install it."""
+    """Return the PKCS#11 module path; raise :class:`SoftHSMNotFound` saying how to install it."""
     env = os.environ.get(ENV_MODULE)
     if env:
         path = Path(env)

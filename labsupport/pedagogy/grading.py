@@ -65,7 +65,7 @@ def _text(value: Any) -> str:
 
 
 def normalize(kind: AnswerKind, answer: Any, digits: int = 0) -> str:
-    """Canonical text of ``answer`` for a question of ``kind`` (raises TypeError on a wrong type)."""
+    """Canonical text of ``answer`` for a ``kind`` question (TypeError on a wrong type)."""
     if kind is AnswerKind.CHOICE:
         items = re.split(r"[\s,;]+", answer) if isinstance(answer, str) else list(answer)
         letters = sorted({_text(x) for x in items if str(x).strip()})
