@@ -27,7 +27,7 @@ from pkcs11.exceptions import UserAlreadyLoggedIn
 
 from labsupport.errors import LabError, TokenNotFound
 from labsupport.hsm.module import find_module, find_softhsm_util
-from labsupport.workspace.home import Workspace, register_reset_hook
+from labsupport.workspace.home import Workspace, belongs_to, register_reset_hook
 
 
 @dataclass(frozen=True)
@@ -155,8 +155,8 @@ class TokenStore:
         self.refresh()
 
     def delete_owned_by(self, owner: str | None) -> None:
-        """Delete every token belonging to ``owner`` (all tokens when ``owner`` is None)."""
-        labels = [r.label for r in self.records().values() if owner is None or r.owner == owner]
+        """Delete every token whose owner :func:`belongs_to` ``owner`` (all when None)."""
+        labels = [r.label for r in self.records().values() if belongs_to(r.owner, owner)]
         for label in labels:
             self.delete(label)
 

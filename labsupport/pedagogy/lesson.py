@@ -24,6 +24,16 @@ class Lesson:
 
     lesson_id: str
     workspace: Workspace
+    exercise: bool = False
+
+    @property
+    def scope(self) -> str:
+        """Owner tag of everything this run creates: ``"02"`` or, for the exercise, ``"02-ex"``.
+
+        The guided lesson and its exercise can run side by side without resetting
+        each other; ``python -m labsupport reset 02`` resets both.
+        """
+        return f"{self.lesson_id}-ex" if self.exercise else self.lesson_id
 
     @property
     def tokens(self) -> TokenStore:
@@ -33,7 +43,7 @@ class Lesson:
     @property
     def dir(self) -> Path:
         """Folder for files this lesson writes (certificates, CSRs, exported keys)."""
-        return self.workspace.lesson_dir(self.lesson_id)
+        return self.workspace.lesson_dir(self.scope)
 
     def create_token(self, label: str, user_pin: str) -> pkcs11.Token:
         """Create a fresh SoftHSM token ``label`` for this lesson with the learner's user PIN.
@@ -41,24 +51,30 @@ class Lesson:
         Used by the lessons that work with a bare PKCS#11 token (lesson 00, 01). The
         token is deleted when the lesson is reset.
         """
-        self.tokens.create(label, owner=self.lesson_id, user_pin=user_pin)
+        self.tokens.create(label, owner=self.scope, user_pin=user_pin)
         return self.tokens.token(label)
 
     def reset(self) -> None:
         """Delete everything this lesson created, as if it had never been run."""
-        self.workspace.reset(self.lesson_id)
+        self.workspace.reset(self.scope)
 
 
-def start_lesson(lesson_id: str, workspace: Workspace | None = None) -> Lesson:
+def start_lesson(
+    lesson_id: str, workspace: Workspace | None = None, exercise: bool = False
+) -> Lesson:
     """Prepare lesson ``lesson_id`` (e.g. ``"00"``) from a clean state and return it.
+
+    Exercise and solution notebooks pass ``exercise=True`` so they get their own
+    scope and never disturb the guided lesson running in another kernel.
 
     Opens (or creates) the workspace, resets this lesson's part of it and turns on
     plain-language explanations of PKCS#11 and AWS errors.
     """
     if not re.fullmatch(r"\d\d", lesson_id):
         raise ValueError(f"lesson ids are two digits such as '00', not {lesson_id!r}")
-    lesson = Lesson(lesson_id, workspace or Workspace.open())
+    lesson = Lesson(lesson_id, workspace or Workspace.open(), exercise)
     lesson.reset()
     install_exception_hook()
-    print(f"Lesson {lesson_id} ready: its part of the workspace is fresh.")
+    kind = "Exercise" if exercise else "Lesson"
+    print(f"{kind} {lesson_id} ready: its part of the workspace is fresh.")
     return lesson

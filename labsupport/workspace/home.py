@@ -42,6 +42,15 @@ def register_reset_hook(hook: ResetHook) -> ResetHook:
     return hook
 
 
+def belongs_to(owner: str, lesson: str | None) -> bool:
+    """True if a resource created by ``owner`` is reset by ``reset(lesson)``.
+
+    Owners are lesson scopes: ``"02"`` (the guided lesson) or ``"02-ex"`` (its
+    exercise); resetting ``"02"`` resets both, resetting ``None`` resets everything.
+    """
+    return lesson is None or owner == lesson or owner.startswith(lesson + "-")
+
+
 def default_home() -> Path:
     """The workspace directory: ``$CLOUDHSM_LAB_HOME`` or ``~/.cloudhsm-lab``."""
     env = os.environ.get(ENV_HOME)
@@ -128,4 +137,6 @@ class Workspace:
                 shutil.rmtree(d, ignore_errors=True)
             self.ensure()
         else:
-            shutil.rmtree(self.root / "lessons" / lesson, ignore_errors=True)
+            for folder in (self.root / "lessons").glob(f"{lesson}*"):
+                if belongs_to(folder.name, lesson):
+                    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,70 @@
+"""A lesson run twice in one workspace, and two kernels on one workspace at the same time."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from labsupport.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(path: Path, home: Path) -> nbformat.NotebookNode:
+    """Execute a notebook in a fresh kernel whose CLOUDHSM_LAB_HOME is ``home``."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute(env=dict(os.environ, CLOUDHSM_LAB_HOME=str(home)))
+    return nb
+
+
+def _graded_lines(nb: nbformat.NotebookNode) -> list[str]:
+    return [
+        o.text.strip()
+        for c in nb.cells
+        if "graded" in c.metadata.get("tags", [])
+        for o in c.outputs
+        if o.output_type == "stream"
+    ]
+
+
+def test_lesson_runs_twice_in_one_workspace(workspace: Workspace) -> None:
+    first = _run(ROOT / "notebooks" / "00_setup_check.ipynb", workspace.root)
+    second = _run(ROOT / "notebooks" / "00_setup_check.ipynb", workspace.root)
+    assert (
+        _graded_lines(first)
+        == _graded_lines(second)
+        == [
+            "✅ 00.real_hsm: correct",
+            "✅ 00.gcm_tag: correct",
+        ]
+    )
+
+
+def test_two_kernels_share_a_workspace(workspace: Workspace) -> None:
+    results: dict[str, nbformat.NotebookNode] = {}
+    errors: list[BaseException] = []
+
+    def work(folder: str) -> None:
+        try:
+            results[folder] = _run(ROOT / folder / "00_setup_check.ipynb", workspace.root)
+        except BaseException as exc:  # surfaced by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f,)) for f in ("notebooks", "solutions")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(_graded_lines(results["notebooks"])) == 2
+    assert len(_graded_lines(results["solutions"])) == 2
+    # Both lessons' state files are still valid JSON afterwards.
+    for path in workspace.state_dir.glob("*.json"):
+        workspace.state(path.stem).read()

@@ -1,0 +1,129 @@
+"""Workspace layer: layout, permissions, atomic state, corruption recovery, concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labsupport.errors import CorruptStateError, WorkspaceError
+from labsupport.workspace import Workspace
+from labsupport.workspace.home import register_reset_hook
+
+
+def test_open_creates_private_layout(tmp_path: Path) -> None:
+    ws = Workspace.open(tmp_path / "home")
+    assert stat.S_IMODE(ws.root.stat().st_mode) == 0o700
+    assert ws.token_dir.is_dir() and ws.state_dir.is_dir()
+    assert f"directories.tokendir = {ws.token_dir}" in ws.softhsm_conf.read_text()
+
+
+def test_loose_permissions_are_tightened(tmp_path: Path) -> None:
+    root = tmp_path / "home"
+    root.mkdir(mode=0o755)
+    os.chmod(root, 0o755)
+    Workspace.open(root)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+
+
+def test_default_home_follows_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUDHSM_LAB_HOME", str(tmp_path / "elsewhere"))
+    assert Workspace.open().root == tmp_path / "elsewhere"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_unwritable_workspace_says_what_to_do(tmp_path: Path) -> None:
+    root = tmp_path / "ro"
+    root.mkdir()
+    os.chmod(root, 0o500)
+    with pytest.raises(WorkspaceError, match="CLOUDHSM_LAB_HOME"):
+        Workspace.open(root / "lab")
+
+
+def test_workspace_under_a_file_says_what_to_do(tmp_path: Path) -> None:
+    # Works as root too: a path whose parent is a regular file can never be created.
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(WorkspaceError) as info:
+        Workspace.open(blocker / "lab")
+    assert "CLOUDHSM_LAB_HOME" in str(info.value)
+
+
+def test_state_roundtrip_is_atomic_and_private(workspace: Workspace) -> None:
+    sf = workspace.state("demo")
+    assert sf.read() == {}
+    with sf.update() as data:
+        data["n"] = 1
+    with sf.update() as data:
+        data["n"] += 1
+    assert sf.read() == {"n": 2}
+    assert stat.S_IMODE(sf.path.stat().st_mode) == 0o600
+    assert json.loads(sf.backup.read_text()) == {"n": 1}
+    leftovers = [p.name for p in workspace.state_dir.iterdir() if p.name.startswith(".demo")]
+    assert leftovers == []
+
+
+def test_failed_update_writes_nothing(workspace: Workspace) -> None:
+    sf = workspace.state("demo")
+    sf.replace({"keep": True})
+    with pytest.raises(RuntimeError), sf.update() as data:
+        data["keep"] = False
+        raise RuntimeError("boom")
+    assert sf.read() == {"keep": True}
+
+
+def test_corrupted_state_is_recovered_from_backup(workspace: Workspace) -> None:
+    sf = workspace.state("demo")
+    sf.replace({"v": 1})
+    sf.replace({"v": 2})
+    sf.path.write_text('{"v": 3, trunc')  # e.g. edited by hand or a full disk
+    fresh = workspace.state("demo")
+    with pytest.warns(RuntimeWarning, match="restored the last good version"):
+        assert fresh.read() == {"v": 1}
+    assert list(workspace.state_dir.glob("demo.json.corrupt-*")), "damaged copy must be kept"
+
+
+def test_corrupted_state_without_backup_explains(workspace: Workspace) -> None:
+    sf = workspace.state("demo")
+    sf.path.write_text("not json at all")
+    with pytest.raises(CorruptStateError, match="labsupport reset"):
+        sf.read()
+    assert list(workspace.state_dir.glob("demo.json.corrupt-*"))
+
+
+_WRITER = """
+import sys
+from labsupport.workspace import Workspace
+sf = Workspace.open(sys.argv[1]).state("counter")
+for _ in range(int(sys.argv[2])):
+    with sf.update() as data:
+        data["n"] = data.get("n", 0) + 1
+"""
+
+
+def test_two_processes_never_lose_an_update(workspace: Workspace) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(workspace.root), "150", name])
+        for name in ("kernel-a", "kernel-b")
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert workspace.state("counter").read()["n"] == 300
+
+
+def test_reset_runs_hooks_and_clears_lesson_files(workspace: Workspace) -> None:
+    seen: list[str | None] = []
+    register_reset_hook(lambda ws, lesson: seen.append(lesson) if ws == workspace else None)
+    (workspace.lesson_dir("02") / "customerCA.crt").write_text("x")
+    (workspace.lesson_dir("03") / "keep.txt").write_text("x")
+    workspace.reset("02")
+    assert not (workspace.root / "lessons" / "02").exists()
+    assert (workspace.root / "lessons" / "03" / "keep.txt").exists()
+    workspace.reset()
+    assert not (workspace.root / "lessons").exists()
+    assert seen == ["02", None]
+    assert workspace.softhsm_conf.exists()
