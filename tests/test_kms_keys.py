@@ -184,7 +184,7 @@ def test_reset_of_a_lesson_removes_only_its_keys(
     monkeypatch.setenv("CLOUDHSM_LAB_LESSON", "01")
     mine = kms.create_key()["KeyMetadata"]["KeyId"]
     monkeypatch.delenv("CLOUDHSM_LAB_LESSON")
-    tagged = kms.create_key(Tags=[{"TagKey": "cloudhsm-lab:lesson", "TagValue": "01"}])
+    tagged = kms.create_key(Tags=[{"TagKey": "cloudhsm-lab:lesson", "TagValue": "01-ex"}])
     other = kms.create_key()["KeyMetadata"]["KeyId"]
     advance_clock(days=1, workspace=workspace)
     workspace.reset("01")
@@ -195,3 +195,12 @@ def test_reset_of_a_lesson_removes_only_its_keys(
     workspace.reset()
     assert kms.list_keys()["Keys"] == []
     assert "clock_offset_seconds" not in workspace.state("kms").read()
+
+
+def test_kms_errors_are_explained_for_learners(kms) -> None:
+    from labsupport import explain
+
+    with pytest.raises(ClientError) as info:
+        kms.describe_key(KeyId="1234abcd-12ab-34cd-56ef-1234567890ab")
+    text = explain(info.value)
+    assert "NotFoundException" in text and "list_keys" in text

@@ -65,7 +65,7 @@ from labsupport.kms.model import (
     key_arn,
 )
 from labsupport.kms.wrapping import UnwrapError, unwrap_key_material
-from labsupport.workspace.home import Workspace
+from labsupport.workspace.home import Workspace, belongs_to
 
 #: Environment variable naming the lesson that is running; keys created while it is set
 #: are removed by ``reset(<that lesson>)``.
@@ -769,8 +769,9 @@ class KmsService(JsonService):
 def reset_kms(workspace: Workspace, lesson: str | None) -> None:
     """Reset hook: forget every key (``lesson`` None) or the keys of one lesson.
 
-    A key belongs to a lesson if it was created while ``CLOUDHSM_LAB_LESSON`` named that
-    lesson, or if it carries the tag ``cloudhsm-lab:lesson`` with that value.
+    A key belongs to a lesson scope (``"01"``, ``"01-ex"``) if it was created while
+    ``CLOUDHSM_LAB_LESSON`` named that scope, or if it carries the tag
+    ``cloudhsm-lab:lesson`` with that value; ``reset("01")`` removes both scopes' keys.
     """
     state = workspace.state(clock.STATE_NAME)
     if lesson is None:
@@ -783,7 +784,8 @@ def reset_kms(workspace: Workspace, lesson: str | None) -> None:
         keys = data.get("keys", {})
         for key_id, raw in list(keys.items()):
             tags = {t.get("TagKey"): t.get("TagValue") for t in raw.get("tags", [])}
-            if raw.get("lesson") == lesson or tags.get(LESSON_TAG) == lesson:
+            owners = [o for o in (raw.get("lesson"), tags.get(LESSON_TAG)) if o]
+            if any(belongs_to(o, lesson) for o in owners):
                 del keys[key_id]
         tokens = data.get("import_tokens", {})
         for token_id, raw in list(tokens.items()):
