@@ -1,0 +1,63 @@
+"""``bench [--quick] [--json]``: measure the lab's speed and print the figures.
+
+Sections come from the layers that define a ``bench.run(quick) -> dict``: the
+control plane (cluster set-up time, boto3 calls/s through the in-process handler)
+and the client layer (ops/s vs raw python-pkcs11 as ratios, key-sync times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from typing import Any
+
+from labsupport.authoring.execute import scratch_workspace
+
+NAME = "bench"
+HELP = "benchmark the simulator and client layer (ratios vs raw python-pkcs11)"
+SECTIONS = ("labsupport.controlplane.bench", "labsupport.client.bench")
+
+
+def collect(quick: bool) -> dict[str, Any]:
+    """Run every available benchmark section in a scratch workspace; merge the results."""
+    results: dict[str, Any] = {}
+    with scratch_workspace():
+        for name in SECTIONS:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name not in (name, name.rsplit(".", 1)[0]):
+                    raise
+                continue
+            results.update(module.run(quick=quick))
+    return results
+
+
+def _print_human(results: dict[str, Any]) -> None:
+    for key, value in results.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for k, v in value.items():
+                print(f"  {k:<28} {v:.3f}" if isinstance(v, float) else f"  {k:<28} {v}")
+        else:
+            print(f"{key:<30} {value:.3f}" if isinstance(value, float) else f"{key:<30} {value}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--quick, --json."""
+    parser.add_argument("--quick", action="store_true", help="smaller counts (seconds)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure and print."""
+    results = collect(args.quick)
+    if not results:
+        print("no benchmark sections are available")
+        return 1
+    if args.json:
+        print(json.dumps(results, sort_keys=True))
+    else:
+        _print_human(results)
+    return 0
