@@ -1,0 +1,121 @@
+"""Lesson 04 support: key generation and cryptographic operations over PKCS#11.
+
+Everything works on any python-pkcs11 ``Session`` (a SoftHSM token, the lab's simulated
+CloudHSM cluster, or a real CloudHSM). Modules, by topic:
+
+* :mod:`~labsupport.crypto.keygen` — AES, HMAC, RSA-2048/3072, EC P-256/P-384 keys with
+  CloudHSM-like templates; token vs session keys; find by label or id; delete.
+* :mod:`~labsupport.crypto.attributes` — CKA_* attributes as a printable, explained table.
+* :mod:`~labsupport.crypto.ciphers` — AES-GCM with an HSM-generated IV; RSA-OAEP.
+* :mod:`~labsupport.crypto.signatures` — RSA-PSS, RSA PKCS#1 v1.5, ECDSA (DER).
+* :mod:`~labsupport.crypto.mac` — HMAC-SHA256.
+* :mod:`~labsupport.crypto.wrapping` — AES key wrap (RFC 3394/5649), RSA-OAEP wrap.
+* :mod:`~labsupport.crypto.interop` — public keys to ``cryptography``; verify outside.
+* :mod:`~labsupport.crypto.usecases` — code signing, a CA in the HSM, ``openssl verify``.
+* :mod:`~labsupport.crypto.throughput` — live ops/s measurements and a plot.
+* :mod:`~labsupport.crypto.errors_help` — what this lesson's PKCS#11 errors mean.
+"""
+
+from labsupport.crypto import errors_help
+from labsupport.crypto.attributes import attribute_table, defaults_table, measure_defaults
+from labsupport.crypto.checks import (
+    CryptoLabError,
+    DecryptionFailed,
+    GcmAuthenticationFailed,
+    KeyCapabilityMissing,
+    KeyNotFound,
+    OaepHashUnsupported,
+    WrongKeyType,
+)
+from labsupport.crypto.ciphers import (
+    GcmCiphertext,
+    OaepScheme,
+    aes_gcm_decrypt,
+    aes_gcm_encrypt,
+    oaep_hashes,
+    oaep_scheme,
+    rsa_oaep_decrypt,
+    rsa_oaep_encrypt,
+)
+from labsupport.crypto.hashes import HashAlg
+from labsupport.crypto.interop import (
+    encrypt_outside,
+    export_private_key,
+    exportability,
+    public_key_pem,
+    to_cryptography,
+    verify_outside,
+)
+from labsupport.crypto.keygen import (
+    Curve,
+    KeyPair,
+    KeySpec,
+    Usage,
+    delete_key,
+    find_key,
+    find_key_pair,
+    find_keys,
+    generate_aes,
+    generate_ec,
+    generate_hmac_key,
+    generate_key_pair,
+    generate_rsa,
+    generate_secret_key,
+)
+from labsupport.crypto.mac import hmac_sign, hmac_verify
+from labsupport.crypto.signatures import SignatureScheme, sign, signing_plan, verify
+from labsupport.crypto.wrapping import WrapMechanism, check_value, unwrap_key, wrap_key
+
+errors_help.register()
+
+__all__ = [
+    "CryptoLabError",
+    "Curve",
+    "DecryptionFailed",
+    "GcmAuthenticationFailed",
+    "GcmCiphertext",
+    "HashAlg",
+    "KeyCapabilityMissing",
+    "KeyNotFound",
+    "KeyPair",
+    "KeySpec",
+    "OaepHashUnsupported",
+    "OaepScheme",
+    "SignatureScheme",
+    "Usage",
+    "WrapMechanism",
+    "WrongKeyType",
+    "aes_gcm_decrypt",
+    "aes_gcm_encrypt",
+    "attribute_table",
+    "check_value",
+    "defaults_table",
+    "delete_key",
+    "encrypt_outside",
+    "export_private_key",
+    "exportability",
+    "find_key",
+    "find_key_pair",
+    "find_keys",
+    "generate_aes",
+    "generate_ec",
+    "generate_hmac_key",
+    "generate_key_pair",
+    "generate_rsa",
+    "generate_secret_key",
+    "hmac_sign",
+    "hmac_verify",
+    "measure_defaults",
+    "oaep_hashes",
+    "oaep_scheme",
+    "public_key_pem",
+    "rsa_oaep_decrypt",
+    "rsa_oaep_encrypt",
+    "sign",
+    "signing_plan",
+    "to_cryptography",
+    "unwrap_key",
+    "verify",
+    "verify_outside",
+    "wrap_key",
+]

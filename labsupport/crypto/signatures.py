@@ -1,0 +1,248 @@
+"""Signatures made inside the HSM: RSA-PSS, RSA PKCS#1 v1.5 and ECDSA.
+
+Who hashes? A mechanism such as CKM_SHA256_RSA_PKCS_PSS takes the whole message and lets
+the PKCS#11 library hash it. CloudHSM's Client SDK 5 hashes *in the client library*
+anyway and sends only the digest to the HSM, so nothing is lost by hashing yourself and
+calling the "raw" mechanism (CKM_RSA_PKCS_PSS, CKM_RSA_PKCS, CKM_ECDSA) on the digest.
+SoftHSM 2.6.1 has no CKM_ECDSA_SHA256 at all, so for ECDSA that is the only way there.
+:func:`signing_plan` looks at the token's mechanism list at run time and says which
+path a scheme takes; :func:`sign` and :func:`verify` follow it.
+
+Encodings. PKCS#11 returns an ECDSA signature as raw ``r || s`` (two fixed-size
+integers); X.509, OpenSSL, TLS and ``cryptography`` want the DER ``SEQUENCE {r, s}``.
+:func:`sign` returns the DER form for ECDSA so the signature works everywhere;
+:func:`ecdsa_raw_to_der` / :func:`ecdsa_der_to_raw` convert. RSA signatures are the same
+bytes in every world.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import pkcs11
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.exceptions import SignatureInvalid, SignatureLenRange
+
+from labsupport.crypto.checks import require_capability, require_key_type
+from labsupport.crypto.hashes import HashAlg
+
+
+class Family(enum.Enum):
+    """Signature families: RSA PKCS#1 v1.5, RSA-PSS, ECDSA."""
+
+    PKCS1V15 = "RSA PKCS#1 v1.5"
+    PSS = "RSA-PSS"
+    ECDSA = "ECDSA"
+
+
+class SignatureScheme(enum.Enum):
+    """A signature algorithm: family + hash. ``scheme.value`` is a readable name."""
+
+    RSA_PKCS1V15_SHA256 = "RSA PKCS#1 v1.5 with SHA-256"
+    RSA_PKCS1V15_SHA384 = "RSA PKCS#1 v1.5 with SHA-384"
+    RSA_PSS_SHA256 = "RSA-PSS with SHA-256"
+    RSA_PSS_SHA384 = "RSA-PSS with SHA-384"
+    ECDSA_SHA256 = "ECDSA with SHA-256"
+    ECDSA_SHA384 = "ECDSA with SHA-384"
+
+    @property
+    def family(self) -> Family:
+        """PKCS1V15, PSS or ECDSA."""
+        if self.name.startswith("RSA_PKCS1V15"):
+            return Family.PKCS1V15
+        return Family.PSS if self.name.startswith("RSA_PSS") else Family.ECDSA
+
+    @property
+    def hash(self) -> HashAlg:
+        """The hash applied to the message."""
+        return HashAlg.SHA384 if self.name.endswith("384") else HashAlg.SHA256
+
+    @property
+    def key_type(self) -> KeyType:
+        """RSA for PKCS#1 v1.5 and PSS, EC for ECDSA."""
+        return KeyType.EC if self.family is Family.ECDSA else KeyType.RSA
+
+    @property
+    def combined_mechanism(self) -> Mechanism:
+        """The hash-and-sign mechanism (CKM_SHA256_RSA_PKCS_PSS, CKM_ECDSA_SHA256…)."""
+        return {
+            (Family.PKCS1V15, HashAlg.SHA256): Mechanism.SHA256_RSA_PKCS,
+            (Family.PKCS1V15, HashAlg.SHA384): Mechanism.SHA384_RSA_PKCS,
+            (Family.PSS, HashAlg.SHA256): Mechanism.SHA256_RSA_PKCS_PSS,
+            (Family.PSS, HashAlg.SHA384): Mechanism.SHA384_RSA_PKCS_PSS,
+            (Family.ECDSA, HashAlg.SHA256): Mechanism.ECDSA_SHA256,
+            (Family.ECDSA, HashAlg.SHA384): Mechanism.ECDSA_SHA384,
+        }[(self.family, self.hash)]
+
+    @property
+    def digest_mechanism(self) -> Mechanism:
+        """The sign-a-digest mechanism (CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_ECDSA)."""
+        return {
+            Family.PKCS1V15: Mechanism.RSA_PKCS,
+            Family.PSS: Mechanism.RSA_PKCS_PSS,
+            Family.ECDSA: Mechanism.ECDSA,
+        }[self.family]
+
+    @property
+    def pss_params(self) -> tuple[Mechanism, pkcs11.MGF, int] | None:
+        """PSS parameters (hash, MGF1 hash, salt length = digest length), or None."""
+        if self.family is not Family.PSS:
+            return None
+        return (self.hash.mechanism, self.hash.mgf, self.hash.digest_size)
+
+    def cryptography_padding(self) -> padding.AsymmetricPadding | None:
+        """The matching ``cryptography`` padding for RSA schemes (None for ECDSA)."""
+        if self.family is Family.PKCS1V15:
+            return padding.PKCS1v15()
+        if self.family is Family.PSS:
+            algorithm = self.hash.cryptography()
+            return padding.PSS(mgf=padding.MGF1(algorithm), salt_length=self.hash.digest_size)
+        return None
+
+    def openssl_options(self) -> list[str]:
+        """Extra ``openssl dgst`` options to verify this scheme (PSS needs its parameters)."""
+        if self.family is Family.PSS:
+            return [
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                f"rsa_pss_saltlen:{self.hash.digest_size}",
+            ]
+        return []
+
+
+@dataclass(frozen=True)
+class SigningPlan:
+    """How a scheme is carried out on a token: which mechanism, and who hashes."""
+
+    scheme: SignatureScheme
+    mechanism: Mechanism
+    client_hashes: bool
+    reason: str
+
+    def __str__(self) -> str:
+        where = "client hashes, HSM signs the digest" if self.client_hashes else "HSM hashes"
+        return f"{self.scheme.value}: CKM_{self.mechanism.name} ({where}) — {self.reason}"
+
+
+def token_mechanisms(session: pkcs11.Session) -> frozenset[Mechanism]:
+    """The mechanisms the token behind ``session`` supports (``C_GetMechanismList``)."""
+    return frozenset(m for m in session.token.slot.get_mechanisms() if isinstance(m, Mechanism))
+
+
+def signing_plan(
+    session: pkcs11.Session, scheme: SignatureScheme, *, client_hash: bool | None = None
+) -> SigningPlan:
+    """Decide, from the token's mechanism list, how ``scheme`` is signed on this token.
+
+    ``client_hash=None`` prefers the combined mechanism when the token has it;
+    ``True``/``False`` force one path (to compare them — the signatures verify the same).
+    """
+    available = token_mechanisms(session)
+    has_combined = scheme.combined_mechanism in available
+    if client_hash is None:
+        client_hash = not has_combined
+        reason = (
+            f"token has CKM_{scheme.combined_mechanism.name}"
+            if has_combined
+            else f"token lacks CKM_{scheme.combined_mechanism.name}"
+        )
+    else:
+        reason = "path chosen by the caller"
+    mechanism = scheme.digest_mechanism if client_hash else scheme.combined_mechanism
+    if mechanism not in available:
+        raise pkcs11.exceptions.MechanismInvalid(
+            f"token supports neither CKM_{scheme.combined_mechanism.name} nor the path asked for"
+        )
+    return SigningPlan(scheme, mechanism, client_hash, reason)
+
+
+def _to_be_signed(plan: SigningPlan, data: bytes) -> bytes:
+    if not plan.client_hashes:
+        return data
+    digest = plan.scheme.hash.digest(data)
+    if plan.scheme.family is Family.PKCS1V15:
+        return plan.scheme.hash.digest_info + digest  # CKM_RSA_PKCS pads what it is given
+    return digest
+
+
+def sign(
+    private_key: pkcs11.PrivateKey,
+    data: bytes,
+    scheme: SignatureScheme,
+    *,
+    client_hash: bool | None = None,
+) -> bytes:
+    """Sign ``data`` with a private key that stays in the HSM.
+
+    Returns the signature in its interoperable form (DER for ECDSA). ``client_hash`` as
+    in :func:`signing_plan`.
+    """
+    require_key_type(private_key, [scheme.key_type], scheme.value, ObjectClass.PRIVATE_KEY)
+    require_capability(private_key, Attribute.SIGN, "sign")
+    plan = signing_plan(private_key.session, scheme, client_hash=client_hash)
+    raw = private_key.sign(
+        _to_be_signed(plan, data), mechanism=plan.mechanism, mechanism_param=scheme.pss_params
+    )
+    return ecdsa_raw_to_der(raw) if scheme.family is Family.ECDSA else raw
+
+
+def verify(
+    public_key: pkcs11.PublicKey,
+    data: bytes,
+    signature: bytes,
+    scheme: SignatureScheme,
+    *,
+    client_hash: bool | None = None,
+) -> bool:
+    """Verify a signature in the HSM with the public key; True if valid, else False.
+
+    ECDSA signatures are expected in DER (as :func:`sign` returns them).
+    """
+    require_key_type(public_key, [scheme.key_type], scheme.value, ObjectClass.PUBLIC_KEY)
+    require_capability(public_key, Attribute.VERIFY, "verify")
+    plan = signing_plan(public_key.session, scheme, client_hash=client_hash)
+    if scheme.family is Family.ECDSA:
+        try:
+            signature = ecdsa_der_to_raw(signature, _ec_field_bytes(public_key))
+        except ValueError:
+            return False
+    try:
+        return public_key.verify(
+            _to_be_signed(plan, data),
+            signature,
+            mechanism=plan.mechanism,
+            mechanism_param=scheme.pss_params,
+        )
+    except (SignatureInvalid, SignatureLenRange):
+        return False
+
+
+def _ec_field_bytes(public_key: pkcs11.PublicKey) -> int:
+    from labsupport.crypto.interop import to_cryptography
+
+    crypto_key = to_cryptography(public_key)
+    assert isinstance(crypto_key, ec.EllipticCurvePublicKey)
+    return (crypto_key.curve.key_size + 7) // 8
+
+
+def ecdsa_raw_to_der(raw: bytes) -> bytes:
+    """Convert a PKCS#11 ECDSA signature ``r || s`` into DER ``SEQUENCE {r, s}``."""
+    if len(raw) % 2:
+        raise ValueError("a raw ECDSA signature has an even length (r || s)")
+    half = len(raw) // 2
+    r = int.from_bytes(raw[:half], "big")
+    s = int.from_bytes(raw[half:], "big")
+    return encode_dss_signature(r, s)
+
+
+def ecdsa_der_to_raw(der: bytes, field_bytes: int) -> bytes:
+    """Convert a DER ECDSA signature into PKCS#11's ``r || s`` (each ``field_bytes`` long)."""
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(field_bytes, "big") + s.to_bytes(field_bytes, "big")
