@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from labsupport.aws.inprocess import _load_simulators
+from labsupport.pedagogy.lesson import load_layers
 from labsupport.workspace.home import Workspace
 
 NAME = "reset"
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Reset and say what was reset."""
-    _load_simulators()  # so their reset hooks are registered
+    load_layers()  # so every layer's reset hook is registered
     ws = Workspace.open()
     ws.reset(args.lesson)
     print(f"Reset {'lesson ' + args.lesson if args.lesson else 'the whole workspace'} in {ws.root}")

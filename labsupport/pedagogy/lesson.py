@@ -7,6 +7,7 @@ in any order, and twice in a row with the same results.
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,19 @@ import pkcs11
 from labsupport.hsm.tokens import TokenStore
 from labsupport.pedagogy.explain import install_exception_hook
 from labsupport.workspace.home import Workspace
+
+#: Packages that register reset hooks on import (the layers above the HSM backend).
+LAYER_PACKAGES = ("labsupport.controlplane", "labsupport.client", "labsupport.kms")
+
+
+def load_layers() -> None:
+    """Import every layer package so all reset hooks are registered before a reset."""
+    for name in LAYER_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,7 @@ class Lesson:
 
     def reset(self) -> None:
         """Delete everything this lesson created, as if it had never been run."""
+        load_layers()
         self.workspace.reset(self.scope)
 
 
