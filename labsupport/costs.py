@@ -20,6 +20,7 @@ request quotas that cap how fast you may call KMS at all.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,7 +44,7 @@ class PriceSheet:
     #: hours in the average month, as the AWS pricing calculator counts them
     hours_per_month: float = 730.0
     region: str = "us-east-1"
-    as_of: str = "AWS list prices as published in 2025 (approximate)"
+    as_of: str = "AWS list prices, 2025"
 
     @property
     def kms_per_request(self) -> float:
@@ -150,13 +151,15 @@ def plot_monthly_costs(
         cross = break_even_requests(keys, n, prices)
         if requests[0] <= cross <= requests[1]:
             ax.plot([cross], [cost], "o", color=color, markersize=8)
+            below = i % 2 == 0  # alternate sides so labels of nearby lines do not overlap
             ax.annotate(
                 f"break-even ≈ {cross / 1e6:,.0f} M requests/month\n"
                 f"(≈ {requests_per_second(cross, prices):,.0f} requests/s on average)",
                 xy=(cross, cost),
-                xytext=(-10, 12),
+                xytext=(-12, -14 if below else 10),
                 textcoords="offset points",
                 ha="right",
+                va="top" if below else "bottom",
                 fontsize=9,
                 color=color,
             )
@@ -164,8 +167,17 @@ def plot_monthly_costs(
     ax.set_yscale("log")
     ax.set_xlabel("requests per month")
     ax.set_ylabel("cost per month (USD, approximate)")
-    ax.set_title("Monthly cost: KMS (pay per key and request) vs CloudHSM (pay per HSM-hour)")
+    ax.set_title("Monthly cost: KMS (per key and request) vs CloudHSM (per HSM-hour)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=9)
-    ax.figure.text(0.01, 0.005, prices.label(), fontsize=7, color="gray", wrap=True)
+    ax.text(
+        0.99,
+        0.02,
+        textwrap.fill(prices.label(), 60),
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color="gray",
+    )
     return ax

@@ -85,8 +85,9 @@ def test_plot_marks_each_cross_over() -> None:
         labels = [line.get_label() for line in ax.get_lines()]
         assert "KMS, 10 keys" in labels
         assert any(label.startswith("CloudHSM, 2 HSMs") for label in labels)
-        notes = [t.get_text() for t in ax.texts]
+        notes = [t.get_text() for t in ax.texts if t.get_text().startswith("break-even")]
         assert len(notes) == 2 and notes[0].startswith("break-even ≈ 702 M")
+        assert any("Approximate us-east-1 prices" in t.get_text() for t in ax.texts)
         assert ax.get_xscale() == "log"
     finally:
         plt.close(ax.figure)

@@ -67,6 +67,13 @@ _KMS_ERRORS = [
         "Use EncryptionAlgorithm='SYMMETRIC_DEFAULT' (or omit it).",
     ),
     (
+        "ValidationException",
+        "AWS rejected a parameter value before doing anything (too long, out of range, missing "
+        "a required combination). KMS's Encrypt, for instance, takes at most 4,096 bytes.",
+        "Read the message: it names the parameter and the constraint. For data larger than "
+        "4 KB, use envelope encryption (GenerateDataKey).",
+    ),
+    (
         "InvalidArnException",
         "The ARN is malformed.",
         "A key ARN looks like arn:aws:kms:<region>:<account>:key/<key id>.",
