@@ -1,0 +1,122 @@
+"""The lab clock: how long the control plane's transitional states last.
+
+On AWS, creating a cluster or an HSM takes minutes. The lab compresses those waits to a
+few seconds of wall time so learners still see ``CREATE_IN_PROGRESS`` and write the
+poll loop they would write against AWS, without waiting for real.
+
+Each transitional state records *when* it ends on the lab clock; describe calls compare
+that with :meth:`Clock.now` (reads never write). Ways to move faster:
+
+* ``CLOUDHSM_LAB_CLOCK=fast`` in the environment (tests, CI, benchmarks, notebook
+  kernels started by them): every transition is due at once, so the response of
+  ``create_cluster`` still says ``CREATE_IN_PROGRESS`` and the next describe says
+  ``UNINITIALIZED``. ``CLOUDHSM_LAB_CLOCK=<number>`` runs the clock that many times faster.
+* ``with clock.fast_forward():`` the same, for a block of code in this process.
+* ``Clock(ws).advance(seconds)``: move this workspace's clock forward (all processes
+  see it), completing whatever is due by then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import time
+from collections.abc import Iterator
+
+from labsupport.workspace.home import Workspace
+
+ENV_CLOCK = "CLOUDHSM_LAB_CLOCK"
+
+
+class Step(str, enum.Enum):
+    """A piece of control-plane work that takes time."""
+
+    CLUSTER_CREATE = "cluster.create"
+    CLUSTER_INITIALIZE = "cluster.initialize"
+    CLUSTER_MODIFY = "cluster.modify"
+    CLUSTER_DELETE = "cluster.delete"
+    HSM_CREATE = "hsm.create"
+    HSM_DELETE = "hsm.delete"
+    BACKUP_CREATE = "backup.create"
+    BACKUP_EXPIRE = "backup.expire"
+
+
+#: Seconds each step lasts on the lab clock at normal speed, and what it takes on AWS.
+DURATIONS: dict[Step, tuple[float, str]] = {
+    Step.CLUSTER_CREATE: (3.0, "a few minutes"),
+    Step.CLUSTER_INITIALIZE: (2.0, "a minute or two"),
+    Step.CLUSTER_MODIFY: (3.0, "several minutes"),
+    Step.CLUSTER_DELETE: (2.0, "a few minutes"),
+    Step.HSM_CREATE: (4.0, "5 to 15 minutes"),
+    Step.HSM_DELETE: (2.0, "a few minutes"),
+    Step.BACKUP_CREATE: (2.0, "a few minutes"),
+    # A deleted backup stays restorable for 7 days; that one is not compressed.
+    Step.BACKUP_EXPIRE: (7 * 24 * 3600.0, "7 days"),
+}
+
+_override_speed: float | None = None
+
+
+def speed() -> float:
+    """How many times faster than normal the lab clock runs (``inf`` = instant)."""
+    if _override_speed is not None:
+        return _override_speed
+    raw = os.environ.get(ENV_CLOCK, "").strip().lower()
+    if raw in ("", "normal", "realtime"):
+        return 1.0
+    if raw in ("fast", "instant", "inf"):
+        return float("inf")
+    try:
+        value = float(raw)
+    except ValueError:
+        return 1.0
+    return value if value > 0 else 1.0
+
+
+@contextlib.contextmanager
+def fast_forward() -> Iterator[None]:
+    """Make every transition in this process complete at once while the block runs."""
+    global _override_speed
+    previous = _override_speed
+    _override_speed = float("inf")
+    try:
+        yield
+    finally:
+        _override_speed = previous
+
+
+def duration(step: Step) -> float:
+    """Seconds ``step`` lasts on the lab clock at the current speed."""
+    seconds = DURATIONS[step][0]
+    if step is Step.BACKUP_EXPIRE:
+        return seconds
+    return 0.0 if speed() == float("inf") else seconds / speed()
+
+
+def aws_duration(step: Step) -> str:
+    """How long ``step`` typically takes on AWS, in words."""
+    return DURATIONS[step][1]
+
+
+class Clock:
+    """The lab clock of one workspace: wall time plus any :meth:`advance` made."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._state = workspace.state("clock")
+
+    def offset(self) -> float:
+        """Seconds the clock was advanced in total."""
+        return float(self._state.read().get("offset", 0.0))
+
+    def now(self) -> float:
+        """The current lab time (seconds since the epoch)."""
+        return time.time() + self.offset()
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock forward by ``seconds`` (all kernels see it); returns the new time."""
+        if seconds < 0:
+            raise ValueError("the lab clock only moves forward")
+        with self._state.update() as data:
+            data["offset"] = float(data.get("offset", 0.0)) + seconds
+        return self.now()

@@ -1,0 +1,148 @@
+"""The simulated default VPC of each region: one subnet per Availability Zone.
+
+Like a new AWS account, every region has a default VPC ``172.31.0.0/16`` with one
+default ``/20`` subnet per Availability Zone (``172.31.0.0/20``, ``172.31.16.0/20`` …).
+Learners discover it with ``aws.client("ec2").describe_subnets()`` and pass subnet ids
+to ``create_cluster``; every HSM then gets an ENI with a private IP in its subnet.
+
+The VPC, subnet and security-group ids are random per workspace and created the first
+time a region is looked at (the only write a describe call can cause, once).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from dataclasses import dataclass
+
+from labsupport.controlplane import ids
+from labsupport.workspace.home import Workspace
+
+VPC_CIDR = "172.31.0.0/16"
+
+#: Availability Zone letters per region (as in a typical account); others get a, b, c.
+REGION_ZONES: dict[str, str] = {
+    "us-east-1": "abcdef",
+    "us-east-2": "abc",
+    "us-west-1": "bc",
+    "us-west-2": "abcd",
+    "ca-central-1": "abd",
+    "eu-west-1": "abc",
+    "eu-west-2": "abc",
+    "eu-central-1": "abc",
+    "eu-north-1": "abc",
+    "ap-northeast-1": "acd",
+    "ap-northeast-2": "abcd",
+    "ap-southeast-1": "abc",
+    "ap-southeast-2": "abc",
+    "ap-south-1": "abc",
+    "sa-east-1": "abc",
+}
+
+_DIRECTIONS = {
+    "east": "e",
+    "west": "w",
+    "north": "n",
+    "south": "s",
+    "central": "c",
+    "northeast": "ne",
+    "northwest": "nw",
+    "southeast": "se",
+    "southwest": "sw",
+}
+
+
+@dataclass(frozen=True)
+class Subnet:
+    """A default subnet: one per Availability Zone."""
+
+    subnet_id: str
+    vpc_id: str
+    availability_zone: str
+    availability_zone_id: str
+    cidr_block: str
+    region: str
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        """The subnet's address range."""
+        return ipaddress.ip_network(self.cidr_block)
+
+    def usable_hosts(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+        """First and last address AWS hands out (it reserves the first 4 and the last)."""
+        net = self.network
+        return net.network_address + 4, net.broadcast_address - 1
+
+    def contains(self, ip: str) -> bool:
+        """True if ``ip`` is an address AWS could assign in this subnet."""
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        first, last = self.usable_hosts()
+        return first <= addr <= last  # type: ignore[operator]
+
+    def allocate_ip(self, used: set[str]) -> str:
+        """A random free private IP in this subnet (AWS picks one at random too)."""
+        first, last = self.usable_hosts()
+        span = int(last) - int(first) + 1
+        for _ in range(1000):
+            candidate = str(ipaddress.ip_address(int(first) + secrets.randbelow(span)))
+            if candidate not in used:
+                return candidate
+        raise RuntimeError("no free IP address left in " + self.cidr_block)
+
+
+@dataclass(frozen=True)
+class DefaultVpc:
+    """The default VPC of one region: its id, subnets and default security group."""
+
+    region: str
+    vpc_id: str
+    default_security_group: str
+    subnets: tuple[Subnet, ...]
+
+    def subnet(self, subnet_id: str) -> Subnet | None:
+        """The subnet with id ``subnet_id`` (None if it is not in this VPC)."""
+        return next((s for s in self.subnets if s.subnet_id == subnet_id), None)
+
+    def subnet_in(self, availability_zone: str) -> Subnet | None:
+        """The default subnet of ``availability_zone`` (None if the region has no such AZ)."""
+        return next((s for s in self.subnets if s.availability_zone == availability_zone), None)
+
+
+def zone_id(region: str, index: int) -> str:
+    """AWS-style AZ id, e.g. ``use1-az1`` for the first AZ of us-east-1."""
+    parts = region.split("-")
+    short = parts[0] + "".join(_DIRECTIONS.get(p, p[:1]) for p in parts[1:-1]) + parts[-1]
+    return f"{short}-az{index + 1}"
+
+
+def default_vpc(workspace: Workspace, region: str) -> DefaultVpc:
+    """The default VPC of ``region`` in this workspace (created on first use)."""
+    state = workspace.state("ec2")
+    entry = state.read().get("regions", {}).get(region)
+    if entry is None:
+        with state.update() as data:
+            regions = data.setdefault("regions", {})
+            if region not in regions:
+                letters = REGION_ZONES.get(region, "abc")
+                regions[region] = {
+                    "vpc_id": ids.ec2_id("vpc"),
+                    "default_security_group": ids.ec2_id("sg"),
+                    "subnets": {f"{region}{letter}": ids.ec2_id("subnet") for letter in letters},
+                }
+            entry = regions[region]
+    net = ipaddress.ip_network(VPC_CIDR)
+    subnets = tuple(
+        Subnet(
+            subnet_id=subnet_id,
+            vpc_id=entry["vpc_id"],
+            availability_zone=az,
+            availability_zone_id=zone_id(region, i),
+            cidr_block=str(list(net.subnets(new_prefix=20))[i]),
+            region=region,
+        )
+        for i, (az, subnet_id) in enumerate(sorted(entry["subnets"].items()))
+    )
+    return DefaultVpc(region, entry["vpc_id"], entry["default_security_group"], subnets)

@@ -1,0 +1,373 @@
+"""Use a key that stays inside a PKCS#11 token with the ``cryptography`` library.
+
+``cryptography`` builds certificates, CSRs and CRLs by calling the ``sign()`` method of
+the private-key object it is given. :class:`TokenRSAPrivateKey` and
+:class:`TokenECPrivateKey` are such objects whose ``sign()`` is a PKCS#11 ``C_Sign`` in
+the token, so the private key never leaves the HSM — exactly how a CA key held in
+CloudHSM signs certificates::
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from labsupport.hsm.x509 import token_private_key
+
+    with store.open_session("hsm-abc…") as session:
+        key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label="my-ca")
+        signer = token_private_key(key)          # a cryptography private-key object
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(name)
+               .sign(signer, hashes.SHA256()))   # C_Sign runs in the token
+
+The adapters are only valid while the PKCS#11 session that found the key is open.
+Everything that would reveal the private key (``private_numbers``, ``private_bytes``)
+raises :class:`KeyNotExtractable`. :func:`public_key_from_token` turns a token public key
+into a ``cryptography`` public key (for ``verify`` or to put in a certificate).
+
+SoftHSM notes: SoftHSM 2.6 has no ``CKM_ECDSA_SHA256``, so the EC adapter hashes in
+Python and signs the digest with ``CKM_ECDSA``, then DER-encodes the raw ``r||s`` result
+as X.509 expects. The RSA adapter uses the combined hash-and-sign mechanisms
+(``CKM_SHA256_RSA_PKCS``, ``CKM_SHA256_RSA_PKCS_PSS`` …), which both SoftHSM and CloudHSM have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pkcs11
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
+from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.util.ec import encode_ec_public_key
+
+from labsupport.errors import LabError
+
+__all__ = [
+    "KeyNotExtractable",
+    "TokenECPrivateKey",
+    "TokenRSAPrivateKey",
+    "find_public_key",
+    "public_key_from_token",
+    "token_private_key",
+]
+
+
+class KeyNotExtractable(LabError):
+    """The private key lives in the HSM and cannot be exported (by design)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} would need the private key's value, which never leaves the HSM.",
+            "Keep the key in the token and let the token sign or decrypt; export only the "
+            "public key (public_key().public_bytes(...)).",
+        )
+
+
+# --- hash algorithm ↔ PKCS#11 mechanism tables -------------------------------------
+
+_RSA_PKCS1 = {
+    "sha1": Mechanism.SHA1_RSA_PKCS,
+    "sha224": Mechanism.SHA224_RSA_PKCS,
+    "sha256": Mechanism.SHA256_RSA_PKCS,
+    "sha384": Mechanism.SHA384_RSA_PKCS,
+    "sha512": Mechanism.SHA512_RSA_PKCS,
+}
+_RSA_PSS = {
+    "sha1": Mechanism.SHA1_RSA_PKCS_PSS,
+    "sha224": Mechanism.SHA224_RSA_PKCS_PSS,
+    "sha256": Mechanism.SHA256_RSA_PKCS_PSS,
+    "sha384": Mechanism.SHA384_RSA_PKCS_PSS,
+    "sha512": Mechanism.SHA512_RSA_PKCS_PSS,
+}
+_HASH_MECH = {
+    "sha1": Mechanism.SHA_1,
+    "sha224": Mechanism.SHA224,
+    "sha256": Mechanism.SHA256,
+    "sha384": Mechanism.SHA384,
+    "sha512": Mechanism.SHA512,
+}
+_MGF = {
+    "sha1": MGF.SHA1,
+    "sha224": MGF.SHA224,
+    "sha256": MGF.SHA256,
+    "sha384": MGF.SHA384,
+    "sha512": MGF.SHA512,
+}
+# DER DigestInfo prefixes (RFC 8017 §9.2) for signing a pre-hashed digest with CKM_RSA_PKCS.
+_DIGEST_INFO = {
+    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
+    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "secp256r1": ec.SECP256R1,
+    "secp384r1": ec.SECP384R1,
+    "secp521r1": ec.SECP521R1,
+    "secp256k1": ec.SECP256K1,
+}
+
+
+def _hash_name(algorithm: hashes.HashAlgorithm) -> str:
+    if algorithm.name not in _HASH_MECH:
+        raise ValueError(
+            f"hash {algorithm.name} is not supported by the token adapter; "
+            f"use one of {', '.join(_HASH_MECH)}"
+        )
+    return algorithm.name
+
+
+def _unwrap_hash(
+    algorithm: hashes.HashAlgorithm | utils.Prehashed,
+) -> tuple[hashes.HashAlgorithm, bool]:
+    if isinstance(algorithm, utils.Prehashed):
+        return algorithm._algorithm, True
+    return algorithm, False
+
+
+# --- public keys --------------------------------------------------------------------
+
+
+def public_key_from_token(key: pkcs11.PublicKey) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+    """Return the ``cryptography`` public key equal to the token public key ``key``.
+
+    Works for RSA and EC keys; the result can be written as PEM with
+    ``public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)`` or put into a
+    certificate.
+    """
+    if key.key_type == KeyType.RSA:
+        n = int.from_bytes(key[Attribute.MODULUS], "big")
+        e = int.from_bytes(key[Attribute.PUBLIC_EXPONENT], "big")
+        return rsa.RSAPublicNumbers(e, n).public_key()
+    if key.key_type == KeyType.EC:
+        loaded = serialization.load_der_public_key(encode_ec_public_key(key))
+        assert isinstance(loaded, ec.EllipticCurvePublicKey)
+        return loaded
+    raise ValueError(f"unsupported key type {key.key_type!r}: expected RSA or EC")
+
+
+def find_public_key(private_key: pkcs11.PrivateKey) -> pkcs11.PublicKey:
+    """Find the public half of ``private_key`` in the same token (same ``CKA_ID``, else label)."""
+    session = private_key.session
+    attrs: dict[Attribute, Any] = {
+        Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+        Attribute.KEY_TYPE: private_key.key_type,
+    }
+    key_id = private_key[Attribute.ID]
+    if key_id:
+        attrs[Attribute.ID] = key_id
+    else:
+        attrs[Attribute.LABEL] = private_key.label
+    found = list(session.get_objects(attrs))
+    if len(found) != 1:
+        raise LabError(
+            f"Found {len(found)} public keys matching private key {private_key.label!r} "
+            "in the token; expected exactly one.",
+            "Give each key pair a unique CKA_ID (id=...) when you generate it, or pass "
+            "public_key=... to the adapter yourself.",
+        )
+    pub = found[0]
+    assert isinstance(pub, pkcs11.PublicKey)
+    return pub
+
+
+# --- private-key adapters -------------------------------------------------------------
+
+
+class TokenRSAPrivateKey(rsa.RSAPrivateKey):
+    """A ``cryptography`` RSA private key whose operations run in a PKCS#11 token.
+
+    ``private_key`` is a python-pkcs11 ``PrivateKey`` (its session must stay open while
+    you use the adapter); ``public_key`` is its public half as a ``cryptography`` key
+    (found in the token when omitted). Supports ``sign`` with PKCS#1 v1.5 or PSS and
+    ``decrypt`` with OAEP or PKCS#1 v1.5.
+    """
+
+    def __init__(
+        self, private_key: pkcs11.PrivateKey, public_key: rsa.RSAPublicKey | None = None
+    ) -> None:
+        if private_key.key_type != KeyType.RSA:
+            raise ValueError(f"expected an RSA private key, got {private_key.key_type!r}")
+        self._key = private_key
+        if public_key is None:
+            found = public_key_from_token(find_public_key(private_key))
+            assert isinstance(found, rsa.RSAPublicKey)
+            public_key = found
+        self._public = public_key
+
+    @property
+    def token_key(self) -> pkcs11.PrivateKey:
+        """The python-pkcs11 key object this adapter signs with."""
+        return self._key
+
+    @property
+    def key_size(self) -> int:
+        """Modulus size in bits."""
+        return self._public.key_size
+
+    def public_key(self) -> rsa.RSAPublicKey:
+        """The public half, as an ordinary ``cryptography`` public key."""
+        return self._public
+
+    def sign(
+        self,
+        data: bytes,
+        padding: asym_padding.AsymmetricPadding,
+        algorithm: hashes.HashAlgorithm | utils.Prehashed,
+    ) -> bytes:
+        """Sign ``data`` in the token (PKCS#1 v1.5 or PSS), returning the raw signature."""
+        hash_alg, prehashed = _unwrap_hash(algorithm)
+        name = _hash_name(hash_alg)
+        if isinstance(padding, asym_padding.PKCS1v15):
+            if prehashed:
+                return self._key.sign(_DIGEST_INFO[name] + data, mechanism=Mechanism.RSA_PKCS)
+            return self._key.sign(data, mechanism=_RSA_PKCS1[name])
+        if isinstance(padding, asym_padding.PSS):
+            mgf_hash = _hash_name(padding.mgf._algorithm)  # type: ignore[attr-defined]
+            salt = self._salt_length(padding, hash_alg)
+            param = (_HASH_MECH[name], _MGF[mgf_hash], salt)
+            if prehashed:
+                return self._key.sign(data, mechanism=Mechanism.RSA_PKCS_PSS, mechanism_param=param)
+            return self._key.sign(data, mechanism=_RSA_PSS[name], mechanism_param=param)
+        raise ValueError(f"unsupported RSA padding {padding.name}: use PKCS1v15 or PSS")
+
+    def _salt_length(self, padding: asym_padding.PSS, algorithm: hashes.HashAlgorithm) -> int:
+        salt = padding._salt_length  # type: ignore[attr-defined]
+        if isinstance(salt, int):
+            return salt
+        if isinstance(salt, asym_padding._MaxLength):
+            return (self.key_size + 7) // 8 - algorithm.digest_size - 2
+        if isinstance(salt, asym_padding._DigestLength):
+            return algorithm.digest_size
+        raise ValueError("PSS.AUTO is for verification only; choose a salt length to sign")
+
+    def decrypt(self, ciphertext: bytes, padding: asym_padding.AsymmetricPadding) -> bytes:
+        """Decrypt ``ciphertext`` in the token (OAEP or PKCS#1 v1.5)."""
+        if isinstance(padding, asym_padding.OAEP):
+            name = _hash_name(padding._algorithm)  # type: ignore[attr-defined]
+            mgf_hash = _hash_name(padding._mgf._algorithm)  # type: ignore[attr-defined]
+            param = (_HASH_MECH[name], _MGF[mgf_hash], padding._label or None)  # type: ignore[attr-defined]
+            return self._key.decrypt(
+                ciphertext, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=param
+            )
+        if isinstance(padding, asym_padding.PKCS1v15):
+            return self._key.decrypt(ciphertext, mechanism=Mechanism.RSA_PKCS)
+        raise ValueError(f"unsupported RSA padding {padding.name}: use OAEP or PKCS1v15")
+
+    def private_numbers(self) -> rsa.RSAPrivateNumbers:
+        """Not available: the private key stays in the HSM."""
+        raise KeyNotExtractable("private_numbers()")
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        """Not available: the private key stays in the HSM."""
+        raise KeyNotExtractable("private_bytes()")
+
+    def __copy__(self) -> TokenRSAPrivateKey:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TokenRSAPrivateKey:
+        return self
+
+    def __repr__(self) -> str:
+        return f"<TokenRSAPrivateKey {self._key.label!r} {self.key_size} bits (in the HSM)>"
+
+
+class TokenECPrivateKey(ec.EllipticCurvePrivateKey):
+    """A ``cryptography`` EC private key whose signatures are made in a PKCS#11 token.
+
+    ``sign(data, ec.ECDSA(hashes.SHA256()))`` hashes ``data`` in Python, signs the digest
+    with ``CKM_ECDSA`` in the token and returns the DER signature X.509 uses.
+    """
+
+    def __init__(
+        self,
+        private_key: pkcs11.PrivateKey,
+        public_key: ec.EllipticCurvePublicKey | None = None,
+    ) -> None:
+        if private_key.key_type != KeyType.EC:
+            raise ValueError(f"expected an EC private key, got {private_key.key_type!r}")
+        self._key = private_key
+        if public_key is None:
+            found = public_key_from_token(find_public_key(private_key))
+            assert isinstance(found, ec.EllipticCurvePublicKey)
+            public_key = found
+        self._public = public_key
+
+    @property
+    def token_key(self) -> pkcs11.PrivateKey:
+        """The python-pkcs11 key object this adapter signs with."""
+        return self._key
+
+    @property
+    def curve(self) -> ec.EllipticCurve:
+        """The key's curve (e.g. ``SECP256R1``)."""
+        return self._public.curve
+
+    @property
+    def key_size(self) -> int:
+        """Curve size in bits."""
+        return self._public.curve.key_size
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        """The public half, as an ordinary ``cryptography`` public key."""
+        return self._public
+
+    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+        """ECDSA-sign ``data`` in the token; returns a DER ``ECDSA-Sig-Value``."""
+        if not isinstance(signature_algorithm, ec.ECDSA):
+            raise ValueError("only ECDSA signatures are supported")
+        hash_alg, prehashed = _unwrap_hash(signature_algorithm.algorithm)
+        if prehashed:
+            digest = data
+        else:
+            h = hashes.Hash(hash_alg)
+            h.update(data)
+            digest = h.finalize()
+        raw = self._key.sign(digest, mechanism=Mechanism.ECDSA)
+        half = len(raw) // 2
+        r, s = int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+        return utils.encode_dss_signature(r, s)
+
+    def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
+        """Not supported by the adapter: use ``C_DeriveKey`` (``derive_key``) in the token."""
+        raise NotImplementedError(
+            "ECDH with a token key: call derive_key() on the python-pkcs11 key instead"
+        )
+
+    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
+        """Not available: the private key stays in the HSM."""
+        raise KeyNotExtractable("private_numbers()")
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        """Not available: the private key stays in the HSM."""
+        raise KeyNotExtractable("private_bytes()")
+
+    def __copy__(self) -> TokenECPrivateKey:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TokenECPrivateKey:
+        return self
+
+    def __repr__(self) -> str:
+        return f"<TokenECPrivateKey {self._key.label!r} {self.curve.name} (in the HSM)>"
+
+
+def token_private_key(
+    private_key: pkcs11.PrivateKey,
+) -> TokenRSAPrivateKey | TokenECPrivateKey:
+    """Wrap token key ``private_key`` as a ``cryptography`` private key (RSA or EC)."""
+    if private_key.key_type == KeyType.RSA:
+        return TokenRSAPrivateKey(private_key)
+    if private_key.key_type == KeyType.EC:
+        return TokenECPrivateKey(private_key)
+    raise ValueError(f"unsupported key type {private_key.key_type!r}: expected RSA or EC")
