@@ -67,6 +67,12 @@ def require_capability(key: pkcs11.Object, attr: Attribute, action: str) -> None
         )
 
 
+def article(word: str) -> str:
+    """'a' or 'an' before a key-type name as it is spoken ("an RSA key", "a GENERIC_SECRET")."""
+    spelled = len(word) <= 4 and word.isupper()  # acronyms are read letter by letter
+    return "an" if word[0] in ("AEFHILMNORSX" if spelled else "AEIOU") else "a"
+
+
 def require_key_type(
     key: pkcs11.Object, allowed: Iterable[KeyType], what: str, object_class: pkcs11.ObjectClass
 ) -> None:
@@ -78,7 +84,7 @@ def require_key_type(
         return
     wanted = " or ".join(t.name for t in allowed)
     raise WrongKeyType(
-        f"{what} needs {'an' if wanted[0] in 'AEIOU' else 'a'} {wanted} "
+        f"{what} needs {article(wanted)} {wanted} "
         f"{object_class.name.lower().replace('_', ' ')}, but key {key_label(key)} is not. "
         f"(A token would refuse with CKR_KEY_TYPE_INCONSISTENT or a general error.)",
         "Pass the matching key: the private half signs and decrypts, the public half "

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
+from labsupport.crypto.checks import article
+
 
 @dataclass(frozen=True)
 class Help:
@@ -100,6 +102,12 @@ HELP: dict[str, Help] = {
         "false. python-pkcs11 0.10 shows it as 'Unmapped error code 0x68'.",
         "Generate a key with that usage (usage=Usage.SIGN …). One key, one purpose.",
     ),
+    "KeySizeRange": Help(
+        "CKR_KEY_SIZE_RANGE",
+        "The key is too short or too long for this mechanism (SoftHSM wants an HMAC key at "
+        "least as long as the digest: 48 bytes for HMAC-SHA384; RSA below 2048 bits is weak).",
+        "Generate a key of the size the mechanism needs, or pick the matching hash.",
+    ),
     "AttributeError": Help(
         "no PKCS#11 call made",
         "python-pkcs11 gives a key object only the methods its attributes allow: a key with "
@@ -181,7 +189,8 @@ def diagnose(
             needed = _MECHANISM_KEY_TYPES.get(mechanism)
             if needed is not None and needed is not key_type:
                 lines.append(
-                    f"CKM_{mechanism.name} needs a {needed.name} key, but this key is "
+                    f"CKM_{mechanism.name} needs {article(needed.name)} {needed.name} key, "
+                    f"but this key is "
                     f"{key_type.name} ({object_class.name if object_class else '?'})."
                 )
         if key_type is not None and isinstance(exc, AttributeError):

@@ -3,7 +3,8 @@
 An HMAC key is a shared secret: whoever verifies needs the same key, so both sides must
 be HSM users (or the key must be exported wrapped). CloudHSM limits the data size of an
 HMAC call (the client does not hash HMAC input locally as it does for signatures); keep
-messages small or MAC a digest you computed.
+messages small or MAC a digest you computed. SoftHSM refuses an HMAC key shorter than the
+digest (``KeySizeRange``): the lab's 256-bit HMAC keys do HMAC-SHA256, not SHA-384.
 """
 
 from __future__ import annotations
