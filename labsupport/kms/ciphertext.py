@@ -23,7 +23,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 VERSION = 1
-_DOMAIN = b"cloudhsm-lab-kms/1"
+#: Prefix of the additional authenticated data of every blob (domain separation).
+AAD_DOMAIN = b"cloudhsm-lab-kms/1"
 _HEADER = 1 + 16
 _NONCE = 12
 _TAG = 16
@@ -55,7 +56,7 @@ def seal(key_id: str, key: bytes, plaintext: bytes, context: dict[str, str] | No
     """Encrypt ``plaintext`` under ``key`` (32 bytes) into a blob naming ``key_id``."""
     header = bytes([VERSION]) + uuid.UUID(key_id).bytes
     nonce = os.urandom(_NONCE)
-    sealed = AESGCM(key).encrypt(nonce, plaintext, _DOMAIN + header + canonical_context(context))
+    sealed = AESGCM(key).encrypt(nonce, plaintext, AAD_DOMAIN + header + canonical_context(context))
     return header + nonce + sealed
 
 
@@ -73,7 +74,7 @@ def parse(blob: bytes) -> ParsedBlob:
 
 def open_blob(parsed: ParsedBlob, key: bytes, context: dict[str, str] | None) -> bytes:
     """Decrypt a parsed blob; raises :class:`CiphertextError` on any mismatch."""
-    aad = _DOMAIN + parsed.header + canonical_context(context)
+    aad = AAD_DOMAIN + parsed.header + canonical_context(context)
     try:
         return AESGCM(key).decrypt(parsed.nonce, parsed.sealed, aad)
     except InvalidTag:
