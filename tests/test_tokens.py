@@ -86,3 +86,12 @@ def test_start_lesson_twice_is_clean(workspace: Workspace) -> None:
         session.generate_key(pkcs11.KeyType.AES, 128, label="k", store=True)
         assert len(list(session.get_objects({pkcs11.Attribute.LABEL: "k"}))) == 1
         session.close()
+
+
+def test_starting_a_lesson_keeps_its_exercise_tokens(workspace: Workspace) -> None:
+    exercise = start_lesson("00", workspace, exercise=True)
+    exercise.create_token("ex-token", user_pin="pin-1111")
+    lesson = start_lesson("00", workspace)
+    lesson.create_token("lesson-token", user_pin="pin-2222")
+    start_lesson("00", workspace)  # restarting the guided lesson
+    assert set(token_store(workspace).records()) == {"ex-token"}

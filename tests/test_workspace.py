@@ -127,3 +127,11 @@ def test_reset_runs_hooks_and_clears_lesson_files(workspace: Workspace) -> None:
     assert not (workspace.root / "lessons").exists()
     assert seen == ["02", None]
     assert workspace.softhsm_conf.exists()
+
+
+def test_scopes_of_a_lesson_and_its_exercise_are_separate() -> None:
+    from labsupport.workspace import belongs_to
+
+    assert belongs_to("02-ex", "02") and belongs_to("02-lesson", "02")
+    assert not belongs_to("02-ex", "02-lesson") and not belongs_to("02-lesson", "02-ex")
+    assert not belongs_to("03-lesson", "02") and belongs_to("03-lesson", None)

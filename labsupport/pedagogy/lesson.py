@@ -42,12 +42,12 @@ class Lesson:
 
     @property
     def scope(self) -> str:
-        """Owner tag of everything this run creates: ``"02"`` or, for the exercise, ``"02-ex"``.
+        """Owner tag of everything this run creates: ``"02-lesson"`` or ``"02-ex"``.
 
-        The guided lesson and its exercise can run side by side without resetting
-        each other; ``python -m labsupport reset 02`` resets both.
+        Starting the guided lesson resets only ``"02-lesson"``, so it and its exercise
+        can run side by side; ``python -m labsupport reset 02`` resets both.
         """
-        return f"{self.lesson_id}-ex" if self.exercise else self.lesson_id
+        return f"{self.lesson_id}-{'ex' if self.exercise else 'lesson'}"
 
     @property
     def tokens(self) -> TokenStore:

@@ -45,10 +45,13 @@ def register_reset_hook(hook: ResetHook) -> ResetHook:
 def belongs_to(owner: str, lesson: str | None) -> bool:
     """True if a resource created by ``owner`` is reset by ``reset(lesson)``.
 
-    Owners are lesson scopes: ``"02"`` (the guided lesson) or ``"02-ex"`` (its
-    exercise); resetting ``"02"`` resets both, resetting ``None`` resets everything.
+    Owners are lesson scopes: ``"02-lesson"`` (the guided lesson) or ``"02-ex"`` (its
+    exercise). ``reset("02")`` resets both, ``reset("02-ex")`` only that scope, and
+    ``reset(None)`` everything.
     """
-    return lesson is None or owner == lesson or owner.startswith(lesson + "-")
+    if lesson is None or owner == lesson:
+        return True
+    return "-" not in lesson and owner.startswith(lesson + "-")
 
 
 def default_home() -> Path:
