@@ -26,6 +26,8 @@ SoftHSM notes: SoftHSM 2.6 has no ``CKM_ECDSA_SHA256``, so the EC adapter hashes
 Python and signs the digest with ``CKM_ECDSA``, then DER-encodes the raw ``r||s`` result
 as X.509 expects. The RSA adapter uses the combined hash-and-sign mechanisms
 (``CKM_SHA256_RSA_PKCS``, ``CKM_SHA256_RSA_PKCS_PSS`` …), which both SoftHSM and CloudHSM have.
+SoftHSM 2.6 decrypts RSA-OAEP with SHA-1 only (SHA-2 OAEP gives ``ArgumentsBad``);
+CloudHSM accepts SHA-256 too.
 """
 
 from __future__ import annotations
