@@ -1,0 +1,81 @@
+"""Errors of the Client SDK layer.
+
+Each one is a :class:`~labsupport.errors.LabError` (the message says what to do next)
+and, where a PKCS#11 application would see a ``CKR_*`` return value, also the matching
+python-pkcs11 exception — so ``except pkcs11.exceptions.PinIncorrect`` works as it
+would against the real ``libcloudhsm_pkcs11.so``.
+"""
+
+from __future__ import annotations
+
+from pkcs11 import exceptions as ckr
+
+from labsupport.errors import LabError, LessonOrderError
+
+
+class ClientNotConfigured(LabError):
+    """``connect()`` ran before ``configure()`` wrote the client configuration."""
+
+
+class TrustAnchorError(LabError):
+    """``customerCA.crt`` is missing, unreadable, or did not issue the HSM's certificate."""
+
+
+class HsmUnreachable(LabError):
+    """No HSM answers at the configured address (wrong IP, HSM deleted, cluster gone)."""
+
+
+class ClusterNotActive(LessonOrderError):
+    """The cluster must be activated (``cluster activate``) before users can log in."""
+
+
+class CliError(LabError):
+    """A CloudHSM CLI command failed; ``data`` carries the CLI's message string."""
+
+
+class UserError(CliError):
+    """Bad user-management request: invalid name or password, duplicate, wrong role."""
+
+
+class NotAuthorized(CliError):
+    """The logged-in user's role does not allow this command."""
+
+
+class LoginFailed(LabError, ckr.PinIncorrect):
+    """Wrong ``user:password`` (CKR_PIN_INCORRECT); counts toward the lockout."""
+
+
+class PinFormatError(LabError, ckr.PinInvalid):
+    """The PIN is not of the form ``<username>:<password>`` (CKR_PIN_INVALID)."""
+
+
+class UserLocked(LabError, ckr.PinLocked):
+    """The user is locked after too many wrong passwords (CKR_PIN_LOCKED)."""
+
+
+class WrongRole(LabError, ckr.PKCS11Error):
+    """Only crypto users log in through the PKCS#11 library; admins use the CloudHSM CLI."""
+
+
+class KeyAvailabilityError(LabError, ckr.FunctionFailed):
+    """A token key is on fewer HSMs than the availability check requires (CKR_FUNCTION_FAILED)."""
+
+
+class KeyPermissionError(LabError, ckr.PKCS11Error):
+    """The user may not do this with the key (not the owner, or the key is not shared)."""
+
+
+class KeyNotExtractable(LabError, ckr.KeyUnextractable):
+    """The key was created with ``CKA_EXTRACTABLE`` false, so it cannot be wrapped."""
+
+
+class SessionKeyLost(LabError, ckr.KeyHandleInvalid):
+    """A session key lived on an HSM (or library session) that is gone."""
+
+
+class NoHsmAvailable(LabError, ckr.DeviceError):
+    """No usable (ACTIVE) HSM is left to serve the request (CKR_DEVICE_ERROR)."""
+
+
+class SessionClosedError(LabError, ckr.SessionClosed):
+    """The cluster session was closed; open a new one with ``client.login(...)``."""
