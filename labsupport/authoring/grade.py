@@ -145,3 +145,110 @@ def to_table(rows: list[Row]) -> str:
     lines.append("")
     lines += [f"{learner}: {p}/{n} passed" for learner, (p, n) in scores.items()]
     return "\n".join(lines)
+
+
+# --- Class view: learner by question -------------------------------------------------------
+
+SYMBOLS: dict[Outcome, str] = {
+    Outcome.PASS: "ok",
+    Outcome.WRONG: "wrong",
+    Outcome.UNANSWERED: "-",
+    Outcome.ERROR: "error",
+    Outcome.MISSING: "missing",
+    Outcome.MALFORMED: "malformed",
+    Outcome.CRASHED: "crashed",
+}
+
+
+@dataclass(frozen=True)
+class ClassMatrix:
+    """Outcomes per learner and question; a notebook that could not run counts for each of
+    its questions (as known from the other learners' rows or the solution)."""
+
+    learners: list[str]
+    questions: list[str]
+    cells: dict[tuple[str, str], Outcome]
+
+    def pass_rate(self, question: str) -> float:
+        """Share of learners (0..1) who answered ``question`` correctly."""
+        if not self.learners:
+            return 0.0
+        passed = sum(self.cells.get((lr, question)) is Outcome.PASS for lr in self.learners)
+        return passed / len(self.learners)
+
+    def score(self, learner: str) -> tuple[int, int]:
+        """(questions passed, questions in the matrix) for ``learner``."""
+        passed = sum(self.cells.get((learner, q)) is Outcome.PASS for q in self.questions)
+        return passed, len(self.questions)
+
+
+def class_matrix(rows: list[Row]) -> ClassMatrix:
+    """Fold the rows into a learner by question matrix (missing answers count as MISSING)."""
+    learners = list(dict.fromkeys(r.learner for r in rows))
+    per_notebook: dict[str, list[str]] = {}
+    for r in rows:
+        if r.question != "*":
+            qs = per_notebook.setdefault(r.notebook, [])
+            if r.question not in qs:
+                qs.append(r.question)
+    questions = [q for qs in per_notebook.values() for q in qs]
+    cells: dict[tuple[str, str], Outcome] = {}
+    for r in rows:
+        if r.question == "*":  # the whole notebook failed to run
+            targets = per_notebook.get(r.notebook) or [f"{r.notebook}:*"]
+            if targets[0].endswith(":*") and targets[0] not in questions:
+                questions.append(targets[0])
+            for q in targets:
+                cells[(r.learner, q)] = r.outcome
+        else:
+            cells[(r.learner, r.question)] = r.outcome
+    for learner in learners:
+        for q in questions:
+            cells.setdefault((learner, q), Outcome.MISSING)
+    return ClassMatrix(learners, questions, cells)
+
+
+def to_class_table(rows: list[Row]) -> str:
+    """The class at a glance: one line per learner, one column per question, pass rates."""
+    m = class_matrix(rows)
+    if not m.learners:
+        return "No notebooks found."
+    header = ["learner", *m.questions, "score"]
+    body = [
+        [lr, *(SYMBOLS[m.cells[(lr, q)]] for q in m.questions), "{}/{}".format(*m.score(lr))]
+        for lr in m.learners
+    ]
+    footer = ["pass rate", *(f"{m.pass_rate(q):.0%}" for q in m.questions), ""]
+    table = [header, *body, footer]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(header), sep, *map(fmt, body), sep, fmt(footer)])
+
+
+def plot_pass_rates(rows: list[Row], path: Path) -> Path:
+    """Write a bar chart (PNG) of the pass rate per question to ``path``; returns ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    m = class_matrix(rows)
+    rates = [100 * m.pass_rate(q) for q in m.questions]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(m.questions) + 2), 3.5))
+    try:
+        bars = ax.bar(range(len(m.questions)), rates, color="tab:green")
+        ax.set_xticks(range(len(m.questions)), m.questions, rotation=30, ha="right")
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("learners correct (%)")
+        ax.set_title(f"Pass rate per question ({len(m.learners)} learners)")
+        ax.bar_label(bars, fmt="%.0f%%")
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
