@@ -97,3 +97,27 @@ def test_defaults_table_marks_differences(session: pkcs11.Session) -> None:
     differing = [line.split()[0] for line in recorded.splitlines() if "<- differs" in line]
     assert "CKA_SENSITIVE" in differing and "CKA_EXTRACTABLE" in differing
     assert "CKA_PRIVATE" not in differing
+
+
+def test_key_summary(session: pkcs11.Session, rsa_pair) -> None:
+    from labsupport.crypto import key_summary
+
+    ec_pair = generate_ec(session, "sum-ec", token=False, extractable=False)
+    assert key_summary(ec_pair.private).split() == [
+        "'sum-ec'",
+        "private",
+        "EC",
+        "P-256",
+        "session",
+        "sensitive,",
+        "non-extractable",
+    ]
+    assert key_summary(rsa_pair.public).split() == [
+        "'test-rsa'",
+        "public",
+        "RSA",
+        "2048",
+        "session",
+    ]
+    aes = generate_aes(session, "sum-aes", 128, token=True)
+    assert key_summary(aes).split()[2:5] == ["AES", "128", "token"]

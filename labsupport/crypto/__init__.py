@@ -17,7 +17,12 @@ CloudHSM cluster, or a real CloudHSM). Modules, by topic:
 """
 
 from labsupport.crypto import errors_help
-from labsupport.crypto.attributes import attribute_table, defaults_table, measure_defaults
+from labsupport.crypto.attributes import (
+    attribute_table,
+    defaults_table,
+    key_summary,
+    measure_defaults,
+)
 from labsupport.crypto.checks import (
     CryptoLabError,
     DecryptionFailed,
@@ -105,6 +110,7 @@ __all__ = [
     "generate_secret_key",
     "hmac_sign",
     "hmac_verify",
+    "key_summary",
     "measure_defaults",
     "oaep_hashes",
     "oaep_scheme",

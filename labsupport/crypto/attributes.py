@@ -302,6 +302,35 @@ def attribute_table(
     return AttributeTable(names, tuple(rows))
 
 
+def key_summary(key: pkcs11.Key) -> str:
+    """One line about a key: label, class, algorithm and size, token/session, exportability.
+
+    Example: ``'code-signing'  private  EC P-256  token  sensitive, non-extractable``.
+    """
+    attrs = key.get_attributes(
+        [Attribute.LABEL, Attribute.CLASS, Attribute.KEY_TYPE, Attribute.TOKEN]
+    )
+    object_class = attrs[Attribute.CLASS]
+    key_type = attrs[Attribute.KEY_TYPE]
+    if key_type is pkcs11.KeyType.EC:
+        curve = _curve_name(key[Attribute.EC_PARAMS])
+        size = {"secp256r1": "P-256", "secp384r1": "P-384"}.get(curve, curve)
+    elif key_type is pkcs11.KeyType.RSA:
+        size = f"{len(key[Attribute.MODULUS]) * 8}"
+    else:  # SoftHSM 2.6 records no length (0) on unwrapped copies
+        size = f"{key[Attribute.VALUE_LEN] * 8}" if key[Attribute.VALUE_LEN] else "?"
+    kind = object_class.name.split("_")[0].lower()
+    where = "token" if attrs[Attribute.TOKEN] else "session"
+    algorithm = f"{key_type.name} {size}"
+    text = f"{attrs[Attribute.LABEL]!r:<16} {kind:<7} {algorithm:<18} {where:<7}"
+    if object_class is not ObjectClass.PUBLIC_KEY:
+        flags = key.get_attributes([Attribute.SENSITIVE, Attribute.EXTRACTABLE])
+        text += (" sensitive" if flags[Attribute.SENSITIVE] else " NOT sensitive") + (
+            ", extractable" if flags[Attribute.EXTRACTABLE] else ", non-extractable"
+        )
+    return text.rstrip()
+
+
 def defaults_table(session: pkcs11.Session | None = None) -> str:
     """CloudHSM's default for each attribute a template may omit, next to SoftHSM's.
 

@@ -164,20 +164,33 @@ def _probe_public_numbers() -> rsa.RSAPublicNumbers:
 
 
 _OAEP_SUPPORT: dict[tuple[str, str], tuple[HashAlg, ...]] = {}
+_OAEP_ORDER = (HashAlg.SHA256, HashAlg.SHA384, HashAlg.SHA512, HashAlg.SHA1)
+_PARAM_REFUSED = (ArgumentsBad, MechanismParamInvalid)
 
 
-def oaep_hashes(session: pkcs11.Session) -> tuple[HashAlg, ...]:
-    """The hashes this token accepts for RSA-OAEP, best first (asked once per token model).
+def _session_of(target: pkcs11.Session | pkcs11.Key) -> pkcs11.Session:
+    return target.session if isinstance(target, pkcs11.types.Key) else target
 
-    Works by starting an OAEP encryption with each hash under a throw-away session
-    public key: a token that does not support the hash refuses at ``C_EncryptInit``.
-    """
-    token = session.token
-    cache_key = (token.manufacturer_id, token.model)
-    if cache_key in _OAEP_SUPPORT:
-        return _OAEP_SUPPORT[cache_key]
+
+def _accepts(probe: pkcs11.Key, alg: HashAlg) -> bool:
+    """Does the token start an OAEP operation with ``alg`` on ``probe`` (RSA key)?"""
+    param = OaepScheme(alg).mechanism_param
+    try:
+        if probe[Attribute.CLASS] is ObjectClass.PUBLIC_KEY:
+            probe.encrypt(b"probe", mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=param)
+        else:  # a private key: decrypting zeros fails *after* the parameters were accepted
+            size = len(probe[Attribute.MODULUS])
+            probe.decrypt(bytes(size), mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=param)
+    except _PARAM_REFUSED:
+        return False
+    except pkcs11.PKCS11Error:
+        return True
+    return True
+
+
+def _session_probe_key(session: pkcs11.Session) -> pkcs11.PublicKey:
     numbers = _probe_public_numbers()
-    probe = session.create_object(
+    return session.create_object(
         {
             Attribute.CLASS: ObjectClass.PUBLIC_KEY,
             Attribute.KEY_TYPE: KeyType.RSA,
@@ -187,30 +200,40 @@ def oaep_hashes(session: pkcs11.Session) -> tuple[HashAlg, ...]:
             Attribute.PUBLIC_EXPONENT: numbers.e.to_bytes(3, "big"),
         }
     )
-    supported = []
+
+
+def oaep_hashes(target: pkcs11.Session | pkcs11.Key) -> tuple[HashAlg, ...]:
+    """The hashes the token accepts for RSA-OAEP, best first (asked once per token model).
+
+    ``target`` is an RSA key that may encrypt or decrypt (it is used as the probe) or a
+    session (a throw-away public key object is imported as the probe). A token that does
+    not support a hash refuses when the operation starts (CKR_ARGUMENTS_BAD or
+    CKR_MECHANISM_PARAM_INVALID); SoftHSM 2.6.1 accepts only SHA-1.
+    """
+    token = _session_of(target).token
+    cache_key = (token.manufacturer_id, token.model)
+    if cache_key in _OAEP_SUPPORT:
+        return _OAEP_SUPPORT[cache_key]
+    if isinstance(target, pkcs11.types.Key):
+        probe, owned = target, False
+    else:
+        probe, owned = _session_probe_key(target), True
     try:
-        for alg in (HashAlg.SHA256, HashAlg.SHA384, HashAlg.SHA512, HashAlg.SHA1):
-            try:
-                probe.encrypt(
-                    b"probe",
-                    mechanism=Mechanism.RSA_PKCS_OAEP,
-                    mechanism_param=OaepScheme(alg).mechanism_param,
-                )
-            except (ArgumentsBad, MechanismParamInvalid):
-                continue
-            supported.append(alg)
+        supported = tuple(alg for alg in _OAEP_ORDER if _accepts(probe, alg))
     finally:
-        probe.destroy()
-    _OAEP_SUPPORT[cache_key] = tuple(supported)
-    return tuple(supported)
+        if owned:
+            probe.destroy()
+    _OAEP_SUPPORT[cache_key] = supported
+    return supported
 
 
-def oaep_scheme(session: pkcs11.Session, hash: HashAlg | None = None) -> OaepScheme:
+def oaep_scheme(target: pkcs11.Session | pkcs11.Key, hash: HashAlg | None = None) -> OaepScheme:
     """The OAEP scheme to use on this token: ``hash`` if given (checked), else the best.
 
-    Raises :class:`OaepHashUnsupported` if the token refuses ``hash``.
+    ``target`` as for :func:`oaep_hashes`. Raises :class:`OaepHashUnsupported` if the
+    token refuses ``hash``.
     """
-    supported = oaep_hashes(session)
+    supported = oaep_hashes(target)
     if hash is None:
         if not supported:
             raise OaepHashUnsupported(
@@ -240,11 +263,12 @@ def rsa_oaep_encrypt(
     """
     require_key_type(public_key, [KeyType.RSA], "RSA-OAEP encryption", ObjectClass.PUBLIC_KEY)
     require_capability(public_key, Attribute.ENCRYPT, "encrypt")
-    scheme = oaep_scheme(public_key.session, hash)
-    limit = scheme.max_plaintext(public_key[Attribute.MODULUS_BITS])
+    scheme = oaep_scheme(public_key, hash)
+    modulus_bits = len(public_key[Attribute.MODULUS]) * 8
+    limit = scheme.max_plaintext(modulus_bits)
     if len(plaintext) > limit:
         raise ValueError(
-            f"{scheme} with this {public_key[Attribute.MODULUS_BITS]}-bit key encrypts at most "
+            f"{scheme} with this {modulus_bits}-bit key encrypts at most "
             f"{limit} bytes, not {len(plaintext)}: encrypt an AES key instead (envelope)."
         )
     return public_key.encrypt(
@@ -258,7 +282,7 @@ def rsa_oaep_decrypt(
     """Decrypt an RSA-OAEP ciphertext with a private key that stays in the HSM."""
     require_key_type(private_key, [KeyType.RSA], "RSA-OAEP decryption", ObjectClass.PRIVATE_KEY)
     require_capability(private_key, Attribute.DECRYPT, "decrypt")
-    scheme = oaep_scheme(private_key.session, hash)
+    scheme = oaep_scheme(private_key, hash)
     try:
         return private_key.decrypt(
             ciphertext, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=scheme.mechanism_param

@@ -198,6 +198,15 @@ def new_key_id() -> bytes:
     return secrets.token_bytes(8)
 
 
+# python-pkcs11 takes these as keyword arguments (label=, id=, store=) and fills them into
+# the template itself; layers that wrap a Session (the lab's cluster client) rely on that.
+_KWARG_ATTRIBUTES = (Attribute.CLASS, Attribute.LABEL, Attribute.ID, Attribute.TOKEN)
+
+
+def _generation_template(template: dict[Attribute, Any]) -> dict[Attribute, Any]:
+    return {k: v for k, v in template.items() if k not in _KWARG_ATTRIBUTES}
+
+
 def generate_secret_key(
     session: pkcs11.Session,
     spec: KeySpec,
@@ -211,20 +220,27 @@ def generate_secret_key(
     """Generate a symmetric key (AES or HMAC generic secret) inside the HSM.
 
     ``usage`` defaults to the spec's single purpose (AES: encrypt/decrypt; HMAC: sign/verify).
+    The full template is :func:`key_template`'s.
     """
     if spec.is_pair:
         raise ValueError(f"{spec.name} is a key-pair spec: use generate_key_pair()")
+    key_id = new_key_id() if key_id is None else key_id
     template = key_template(
         ObjectClass.SECRET_KEY,
         label=label,
         usage=spec.default_usage if usage is None else usage,
         token=token,
         extractable=extractable,
-        key_id=new_key_id() if key_id is None else key_id,
+        key_id=key_id,
     )
-    template[Attribute.KEY_TYPE] = spec.key_type
     return session.generate_key(
-        spec.key_type, spec.bits, mechanism=spec.mechanism, template=template
+        spec.key_type,
+        spec.bits,
+        id=key_id,
+        label=label,
+        store=token,
+        mechanism=spec.mechanism,
+        template=_generation_template(template),
     )
 
 
@@ -248,29 +264,26 @@ def generate_key_pair(
     usage = spec.default_usage if usage is None else usage
     key_id = new_key_id() if key_id is None else key_id
     common = {"label": label, "usage": usage, "token": token, "key_id": key_id}
-    public = key_template(ObjectClass.PUBLIC_KEY, **common)
-    private = key_template(ObjectClass.PRIVATE_KEY, extractable=extractable, **common)
-    public[Attribute.KEY_TYPE] = private[Attribute.KEY_TYPE] = spec.key_type
+    public = _generation_template(key_template(ObjectClass.PUBLIC_KEY, **common))
+    private = _generation_template(
+        key_template(ObjectClass.PRIVATE_KEY, extractable=extractable, **common)
+    )
     if spec.key_type is KeyType.RSA:
         public[Attribute.MODULUS_BITS] = spec.bits
         public[Attribute.PUBLIC_EXPONENT] = b"\x01\x00\x01"
-        pub, priv = session.generate_keypair(
-            KeyType.RSA,
-            spec.bits,
-            mechanism=spec.mechanism,
-            public_template=public,
-            private_template=private,
-        )
     else:
         assert spec.curve is not None
-        params = session.create_domain_parameters(
-            KeyType.EC,
-            {Attribute.EC_PARAMS: encode_named_curve_parameters(spec.curve.value)},
-            local=True,
-        )
-        pub, priv = params.generate_keypair(
-            mechanism=spec.mechanism, public_template=public, private_template=private
-        )
+        public[Attribute.EC_PARAMS] = encode_named_curve_parameters(spec.curve.value)
+    pub, priv = session.generate_keypair(
+        spec.key_type,
+        spec.bits if spec.key_type is KeyType.RSA else None,
+        id=key_id,
+        label=label,
+        store=token,
+        mechanism=spec.mechanism,
+        public_template=public,
+        private_template=private,
+    )
     return KeyPair(pub, priv)
 
 

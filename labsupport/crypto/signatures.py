@@ -131,21 +131,80 @@ class SigningPlan:
         return f"{self.scheme.value}: CKM_{self.mechanism.name} ({where}) — {self.reason}"
 
 
-def token_mechanisms(session: pkcs11.Session) -> frozenset[Mechanism]:
-    """The mechanisms the token behind ``session`` supports (``C_GetMechanismList``)."""
-    return frozenset(m for m in session.token.slot.get_mechanisms() if isinstance(m, Mechanism))
+def token_mechanisms(session: pkcs11.Session) -> frozenset[Mechanism] | None:
+    """The mechanisms the token behind ``session`` supports (``C_GetMechanismList``).
+
+    None when the session does not expose a slot to ask (the lab's cluster client
+    represents the whole cluster as one token without a separate slot object).
+    """
+    slot = getattr(session.token, "slot", None)
+    if slot is None:
+        return None
+    return frozenset(m for m in slot.get_mechanisms() if isinstance(m, Mechanism))
+
+
+_PROBED: dict[tuple[str, str, Mechanism], bool] = {}
+
+
+def mechanism_supported(key: pkcs11.Key, mechanism: Mechanism, param: object = None) -> bool:
+    """Does the token behind ``key`` support ``mechanism`` for signing/verifying?
+
+    Reads the mechanism list when the session exposes it; otherwise tries the mechanism
+    once on ``key`` (a token that lacks it answers CKR_MECHANISM_INVALID) and remembers
+    the answer for this token model.
+    """
+    session = key.session
+    listed = token_mechanisms(session)
+    if listed is not None:
+        return mechanism in listed
+    token = session.token
+    cache_key = (token.manufacturer_id, token.model, mechanism)
+    if cache_key not in _PROBED:
+        probe = bytes(32)
+        try:
+            if key[Attribute.CLASS] is ObjectClass.PRIVATE_KEY:
+                key.sign(probe, mechanism=mechanism, mechanism_param=param)
+            else:
+                key.verify(probe, bytes(64), mechanism=mechanism, mechanism_param=param)
+            _PROBED[cache_key] = True
+        except pkcs11.exceptions.MechanismInvalid:
+            _PROBED[cache_key] = False
+        except pkcs11.PKCS11Error:
+            _PROBED[cache_key] = True  # the mechanism started; the probe data was wrong
+    return _PROBED[cache_key]
 
 
 def signing_plan(
-    session: pkcs11.Session, scheme: SignatureScheme, *, client_hash: bool | None = None
+    target: pkcs11.Session | pkcs11.Key,
+    scheme: SignatureScheme,
+    *,
+    client_hash: bool | None = None,
 ) -> SigningPlan:
-    """Decide, from the token's mechanism list, how ``scheme`` is signed on this token.
+    """Decide how ``scheme`` is signed on this token: which mechanism, who hashes.
 
-    ``client_hash=None`` prefers the combined mechanism when the token has it;
-    ``True``/``False`` force one path (to compare them — the signatures verify the same).
+    ``target`` is the signing (or verifying) key, or a session whose token lists its
+    mechanisms. ``client_hash=None`` prefers the combined hash-and-sign mechanism when
+    the token has it; ``True``/``False`` force one path (to compare them — the signatures
+    verify the same).
     """
-    available = token_mechanisms(session)
-    has_combined = scheme.combined_mechanism in available
+    if isinstance(target, pkcs11.types.Key):
+
+        def supported(mechanism: Mechanism) -> bool:
+            param = scheme.pss_params
+            return mechanism_supported(target, mechanism, param)
+
+    else:
+        listed = token_mechanisms(target)
+        if listed is None:
+            raise ValueError(
+                "this session does not list its mechanisms: pass the key instead, "
+                "signing_plan(key, scheme), so the plan can be found by trying it"
+            )
+
+        def supported(mechanism: Mechanism) -> bool:
+            return mechanism in listed
+
+    has_combined = supported(scheme.combined_mechanism)
     if client_hash is None:
         client_hash = not has_combined
         reason = (
@@ -156,7 +215,7 @@ def signing_plan(
     else:
         reason = "path chosen by the caller"
     mechanism = scheme.digest_mechanism if client_hash else scheme.combined_mechanism
-    if mechanism not in available:
+    if not supported(mechanism):
         raise pkcs11.exceptions.MechanismInvalid(
             f"token supports neither CKM_{scheme.combined_mechanism.name} nor the path asked for"
         )
@@ -186,7 +245,7 @@ def sign(
     """
     require_key_type(private_key, [scheme.key_type], scheme.value, ObjectClass.PRIVATE_KEY)
     require_capability(private_key, Attribute.SIGN, "sign")
-    plan = signing_plan(private_key.session, scheme, client_hash=client_hash)
+    plan = signing_plan(private_key, scheme, client_hash=client_hash)
     raw = private_key.sign(
         _to_be_signed(plan, data), mechanism=plan.mechanism, mechanism_param=scheme.pss_params
     )
@@ -207,7 +266,7 @@ def verify(
     """
     require_key_type(public_key, [scheme.key_type], scheme.value, ObjectClass.PUBLIC_KEY)
     require_capability(public_key, Attribute.VERIFY, "verify")
-    plan = signing_plan(public_key.session, scheme, client_hash=client_hash)
+    plan = signing_plan(public_key, scheme, client_hash=client_hash)
     if scheme.family is Family.ECDSA:
         try:
             signature = ecdsa_der_to_raw(signature, _ec_field_bytes(public_key))

@@ -47,9 +47,9 @@ class WrapMechanism(enum.Enum):
         return KeyType.RSA if self is WrapMechanism.RSA_OAEP else KeyType.AES
 
 
-def _mechanism_param(session: pkcs11.Session, how: WrapMechanism) -> object:
+def _mechanism_param(rsa_key: pkcs11.Key, how: WrapMechanism) -> object:
     if how is WrapMechanism.RSA_OAEP:
-        return oaep_scheme(session).mechanism_param
+        return oaep_scheme(rsa_key).mechanism_param
     return None
 
 
@@ -74,7 +74,7 @@ def wrap_key(
             "Use an AES key with CKA_WRAP for AES key wrap, an RSA public key for RSA-OAEP.",
         )
     return wrapping_key.wrap_key(
-        key, mechanism=how.value, mechanism_param=_mechanism_param(wrapping_key.session, how)
+        key, mechanism=how.value, mechanism_param=_mechanism_param(wrapping_key, how)
     )
 
 
@@ -99,14 +99,17 @@ def unwrap_key(
     private key.
     """
     require_capability(unwrapping_key, Attribute.UNWRAP, "unwrap keys")
+    key_id = new_key_id() if key_id is None else key_id
     template = key_template(
         object_class,
         label=label,
         usage=usage,
         token=token,
         extractable=extractable,
-        key_id=new_key_id() if key_id is None else key_id,
+        key_id=key_id,
     )
+    for attr in (Attribute.CLASS, Attribute.LABEL, Attribute.ID, Attribute.TOKEN):
+        del template[attr]  # passed as python-pkcs11 keyword arguments below
     # python-pkcs11 adds every usage attribute to an unwrap template; drop those that do
     # not belong to this object class (CKA_ENCRYPT on a private key, …).
     for attr in ALL_CAPABILITIES:
@@ -115,8 +118,11 @@ def unwrap_key(
         object_class,
         key_type,
         wrapped,
+        id=key_id,
+        label=label,
+        store=token,
         mechanism=how.value,
-        mechanism_param=_mechanism_param(unwrapping_key.session, how),
+        mechanism_param=_mechanism_param(unwrapping_key, how),
         template=template,
     )
 
