@@ -57,7 +57,7 @@ def test_first_hsm_is_a_token_with_identity_keys(workspace: Any, cloudhsm: Any, 
 
 
 def test_csr_is_hidden_until_the_hsm_is_active(workspace: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "1000")  # cluster: 3 ms, HSM: 4 ms
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "1000")  # cluster: 2 ms, HSM: 3 ms
     cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
     cid = new_cluster(cloudhsm, aws.client("ec2", workspace=workspace))
     from labsupport.controlplane.waiters import wait_for_cluster, wait_for_hsm

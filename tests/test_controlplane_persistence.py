@@ -98,7 +98,7 @@ def test_state_survives_a_damaged_file(workspace: Any, cloudhsm: Any, ec2: Any) 
 
 
 def test_waiter_follows_the_clock(workspace: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "100")  # 3 s of lab time → 30 ms
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "100")  # 2 s of lab time → 20 ms
     cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
     cid = new_cluster(cloudhsm, aws.client("ec2", workspace=workspace))
     cluster = wait_for_cluster(cloudhsm, cid, "UNINITIALIZED", poll=0.01, progress=False)
@@ -146,3 +146,20 @@ def test_benchmark_quick(workspace: Any) -> None:
     result = bench.run(quick=True)
     assert result["cluster_setup_s"] > 0 and result["describe_clusters_per_s"] > 0
     json.dumps(result)
+
+
+def test_draw_cluster(workspace: Any, cloudhsm: Any, ec2: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from labsupport.controlplane.diagram import draw_cluster
+
+    cid, hsm_id = with_first_hsm(cloudhsm, ec2)
+    fig = draw_cluster(describe(cloudhsm, cid), ec2.describe_subnets()["Subnets"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert hsm_id in texts and any(t.startswith("ENI 172.31.") for t in texts)
+    assert "no HSM" in texts  # the second AZ has no HSM yet
+    assert any("172.31.0.0/20" in t for t in texts)
+    plt.close(fig)

@@ -44,13 +44,13 @@ class Step(str, enum.Enum):
 
 #: Seconds each step lasts on the lab clock at normal speed, and what it takes on AWS.
 DURATIONS: dict[Step, tuple[float, str]] = {
-    Step.CLUSTER_CREATE: (3.0, "a few minutes"),
-    Step.CLUSTER_INITIALIZE: (2.0, "a minute or two"),
-    Step.CLUSTER_MODIFY: (3.0, "several minutes"),
-    Step.CLUSTER_DELETE: (2.0, "a few minutes"),
-    Step.HSM_CREATE: (4.0, "5 to 15 minutes"),
-    Step.HSM_DELETE: (2.0, "a few minutes"),
-    Step.BACKUP_CREATE: (2.0, "a few minutes"),
+    Step.CLUSTER_CREATE: (2.0, "a few minutes"),
+    Step.CLUSTER_INITIALIZE: (1.5, "a minute or two"),
+    Step.CLUSTER_MODIFY: (2.0, "several minutes"),
+    Step.CLUSTER_DELETE: (1.5, "a few minutes"),
+    Step.HSM_CREATE: (3.0, "5 to 15 minutes"),
+    Step.HSM_DELETE: (1.5, "a few minutes"),
+    Step.BACKUP_CREATE: (1.5, "a few minutes"),
     # A deleted backup stays restorable for 7 days; that one is not compressed.
     Step.BACKUP_EXPIRE: (7 * 24 * 3600.0, "7 days"),
 }
