@@ -249,6 +249,7 @@ class Client:
         self._next_poll = now + POLL_INTERVAL
         view = self._describe()
         self._view = view
+        self._down &= {h.hsm_id for h in view.hsms}
         usable = {h.hsm_id for h in view.usable_hsms} - self._down
         in_sync = set(self.store.read().get("hsms", {}))
         if usable != in_sync:
@@ -262,6 +263,14 @@ class Client:
         if signature != self._signature:
             self._signature = signature
             self._topo_version += 1
+
+    def _mark_down(self, hsm_ids: list[str]) -> None:
+        """HSMs whose token is gone: stop routing to them until they leave the cluster."""
+        self._down.update(hsm_ids)
+        with self.store.update() as doc:
+            for hsm_id in hsm_ids:
+                doc.get("hsms", {}).pop(hsm_id, None)
+        self._bump()
 
     def _bump(self) -> None:
         self._rec_stamp = None

@@ -55,7 +55,10 @@ from labsupport.client.keys import (
     ref_to_id,
 )
 from labsupport.client.links import HsmLink
-from labsupport.errors import LabError
+from labsupport.errors import LabError, TokenNotFound
+from labsupport.hsm.tokens import _LIBRARY
+
+_monotonic = time.monotonic
 
 if TYPE_CHECKING:
     from labsupport.client.client import Client
@@ -71,6 +74,7 @@ FAILOVER_ERRORS = (
     ckr.ObjectHandleInvalid,
     ckr.KeyHandleInvalid,
     ckr.GeneralError,
+    TokenNotFound,
 )
 
 _CAPABILITIES = (
@@ -218,12 +222,13 @@ class ClusterKey:
         self._stamp = s._stamp
 
     def _route(self, operation: str) -> pkcs11.Object:
+        # The hot path of every operation: keep it to a few attribute reads.
         s = self._s
         client = s._client
         if (
-            time.monotonic() >= client._next_poll
-            or s._gen != s._tokens.generation
+            s._gen != _LIBRARY.generation
             or s._topo != client._topo_version
+            or _monotonic() >= client._next_poll
         ):
             s._fresh()
         if self._stamp != s._stamp:
@@ -234,7 +239,9 @@ class ClusterKey:
         else:
             client._rr += 1
             hsm_id, obj = reps[client._rr % len(reps)]
-        client.requests.record(hsm_id, operation)
+        log = client.requests
+        log.total += 1
+        log._items.append((log.total, hsm_id, operation))
         return obj
 
     def _retry(self, operation: str, call: Callable[[pkcs11.Object], Any]) -> Any:
@@ -359,10 +366,8 @@ class ClusterKey:
         self._s._client._share(self._s.username, self.ref, username, share=False)
 
 
-def _mixin(name: str, base: type, method: str, operation: str, check: Callable | None = None):
+def _mixin(name: str, base: type, method: str, operation: str) -> type:
     def routed(self: ClusterKey, *args: Any, **kwargs: Any) -> Any:
-        if check is not None:
-            check(self, *args, **kwargs)
         try:
             return getattr(self._route(operation), method)(*args, **kwargs)
         except FAILOVER_ERRORS:
@@ -865,22 +870,40 @@ class ClusterSession(types.Session):
     def _fresh(self) -> None:
         self._require_open()
         client = self._client
-        if time.monotonic() >= client._next_poll:
+        if self._gen != self._tokens.generation:
+            # The library was re-initialized: most likely an HSM (token) was created or
+            # deleted in this kernel. Look at the cluster again before routing.
+            client.poll(force=True)
+        elif time.monotonic() >= client._next_poll:
             client.poll()
         if self._gen != self._tokens.generation or self._topo != client._topo_version:
             self._refresh()
 
     def _refresh(self) -> None:
         client = self._client
-        routable = client._routable()
-        wanted = {h.hsm_id: h for h in routable}
-        for hsm_id in list(self._links):
-            if hsm_id not in wanted:
-                self._links.pop(hsm_id).close()
-        for hsm_id, endpoint in wanted.items():
-            if hsm_id not in self._links:
-                self._links[hsm_id] = HsmLink(self._tokens, endpoint)
-        self._order = [h.hsm_id for h in routable]
+        for _ in range(5):
+            routable = client._routable()
+            wanted = {h.hsm_id: h for h in routable}
+            for hsm_id in list(self._links):
+                if hsm_id not in wanted:
+                    self._links.pop(hsm_id).close()
+            dead = []
+            for hsm_id, endpoint in wanted.items():
+                link = self._links.get(hsm_id)
+                if link is None:
+                    link = self._links[hsm_id] = HsmLink(self._tokens, endpoint)
+                try:
+                    link.session  # noqa: B018 - open now: a missing token is a dead HSM
+                except (TokenNotFound, ckr.TokenNotPresent, ckr.SlotIDInvalid):
+                    dead.append(hsm_id)
+            if dead:
+                client._mark_down(dead)
+                continue
+            generation = self._tokens.generation
+            if any(link.generation != generation for link in self._links.values()):
+                continue  # opening a session re-initialized the library: open them again
+            break
+        self._order = [h.hsm_id for h in routable if h.hsm_id in self._links]
         self._gen = self._tokens.generation
         self._topo = client._topo_version
         self._stamp += 1

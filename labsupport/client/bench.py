@@ -1,0 +1,280 @@
+"""Benchmark of the Client SDK layer: its cost over raw python-pkcs11, and key sync time.
+
+``python -m labsupport bench [--quick] [--json]`` calls :func:`run`. It builds a scratch
+workspace (in the system temp directory, never the learner's), a two-HSM cluster made
+of SoftHSM tokens, and measures:
+
+* **ratios** — operations per second through a :class:`~labsupport.client.ClusterSession`
+  (routing, load balancing, request log) divided by the same operation on a raw
+  python-pkcs11 session on one token, for AES-256-GCM encryption of 1 KiB, RSA-2048
+  signing (``SHA256_RSA_PKCS``) and EC P-256 signing (``CKM_ECDSA`` on a SHA-256
+  digest). Target: ≥ 0.9. Raw and client runs alternate and the best round counts, so
+  other load on the machine affects both sides alike.
+* **sync_seconds** — time to bring N token keys onto a newly added HSM
+  (:meth:`Client.reconcile`), for N = 10, 100, 1,000 (quick: 10, 30, 100). Target:
+  linear, 1,000 keys under 10 s. SoftHSM writes each new token object to disk once per
+  attribute, so this depends mostly on the file system (reported as ``filesystem``).
+* **raw_unwrap_seconds** — for the largest N, raw python-pkcs11 ``unwrap_key`` of N
+  wrapped AES keys into a token: the floor the sync time is made of.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.mechanisms import GCMParams
+from pkcs11.util.ec import encode_named_curve_parameters
+
+BENCH_PASSWORD = "bench-password-1"
+
+
+def _filesystem(path: Path) -> str:
+    """The file system type of ``path`` (Linux: from /proc/mounts), or "unknown"."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    best, fstype = "", "unknown"
+    resolved = str(path.resolve())
+    for line in mounts:
+        parts = line.split()
+        if len(parts) >= 3 and resolved.startswith(parts[1]) and len(parts[1]) > len(best):
+            best, fstype = parts[1], parts[2]
+    return fstype
+
+
+def _paired_rates(
+    raw: Callable[[], Any], client: Callable[[], Any], seconds: float
+) -> tuple[float, float]:
+    """ops/s of ``raw`` and ``client``, measured in alternating batches of 50 operations.
+
+    Alternating finely makes load from other processes fall on both sides alike.
+    """
+    raw()
+    client()
+    t_raw = t_client = 0.0
+    n = 0
+    clock = time.perf_counter
+    while t_raw + t_client < 2 * seconds:
+        start = clock()
+        for _ in range(50):
+            raw()
+        mid = clock()
+        for _ in range(50):
+            client()
+        end = clock()
+        t_raw += mid - start
+        t_client += end - mid
+        n += 50
+    return n / t_raw, n / t_client
+
+
+def _operations(session: Any, keys: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    data = os.urandom(1024)
+    iv = os.urandom(12)
+    digest = hashlib.sha256(b"benchmark").digest()
+    aes, rsa, ec = keys["aes"], keys["rsa"], keys["ec"]
+    gcm = GCMParams(iv)
+    return {
+        "aes_gcm_1k_encrypt": lambda: aes.encrypt(
+            data, mechanism=Mechanism.AES_GCM, mechanism_param=gcm
+        ),
+        "rsa2048_sign": lambda: rsa.sign(digest, mechanism=Mechanism.SHA256_RSA_PKCS),
+        "ec_p256_sign": lambda: ec.sign(digest, mechanism=Mechanism.ECDSA),
+    }
+
+
+def _make_keys(session: Any) -> dict[str, Any]:
+    aes = session.generate_key(KeyType.AES, 256, label="bench-aes", store=True)
+    _, rsa = session.generate_keypair(KeyType.RSA, 2048, label="bench-rsa", store=True)
+    params = session.create_domain_parameters(
+        KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True
+    )
+    _, ec = params.generate_keypair(label="bench-ec", store=True)
+    return {"aes": aes, "rsa": rsa, "ec": ec}
+
+
+def _connected(ws: Any, hsm_count: int) -> tuple[Any, Any, Any]:
+    from labsupport import client as chsm
+    from labsupport.client.localcluster import make_local_cluster
+
+    cluster = make_local_cluster(ws, hsm_count, owner="bench")
+    chsm.install_trust_anchor(cluster.ca_pem, ws)
+    chsm.configure(cluster_id=cluster.cluster_id, workspace=ws, owner="bench")
+    cl = chsm.connect(ws)
+    cli = cl.cli
+    cli.run("cluster activate", password=BENCH_PASSWORD).raise_for_error()
+    cli.run("login --username admin --role admin", password=BENCH_PASSWORD).raise_for_error()
+    cli.run("user create --username bench --role crypto-user", password=BENCH_PASSWORD)
+    cli.run("logout")
+    return cluster, cl, cl.login(f"bench:{BENCH_PASSWORD}")
+
+
+def measure_ratios(ws: Any, seconds: float, rounds: int) -> dict[str, Any]:
+    """ops/s through the client layer and raw python-pkcs11, and their ratio, per operation."""
+    cluster, cl, session = _connected(ws, 2)
+    raw = cl.tokens.open_session(cluster.hsms[0].token_label)
+    raw_ops = _operations(raw, _make_keys(raw))
+    client_ops = _operations(session, _make_keys(session))
+    result: dict[str, Any] = {"ratios": {}, "ops_per_second": {}}
+    for name in raw_ops:
+        runs = sorted(
+            (_paired_rates(raw_ops[name], client_ops[name], seconds) for _ in range(rounds)),
+            key=lambda pair: pair[1] / pair[0],
+        )
+        raw_rate, client_rate = runs[len(runs) // 2]  # the median round
+        result["ops_per_second"][name] = {
+            "raw": round(raw_rate, 1),
+            "client": round(client_rate, 1),
+        }
+        result["ratios"][name] = round(client_rate / raw_rate, 3)
+    result["requests_per_hsm"] = cl.requests.counts()
+    raw.close()
+    cl.close()
+    return result
+
+
+def _register_keys(cl: Any, link: Any, count: int, owner: str) -> None:
+    """Create ``count`` AES token keys on one HSM and record them (bench setup only)."""
+    from labsupport.client.keys import KeyClass, KeyRecord, KeyStatus, ref_to_id
+
+    with cl.store.update() as doc:
+        first = doc["next_ref"]
+        doc["next_ref"] += count
+        for ref in range(first, first + count):
+            link.session.generate_key(
+                KeyType.AES,
+                256,
+                id=ref_to_id(ref),
+                label=f"sync-{ref}",
+                store=True,
+                template={Attribute.EXTRACTABLE: True},
+            )
+            rec = KeyRecord(
+                ref, owner, KeyClass.SECRET, "AES", label=f"sync-{ref}", status=KeyStatus.OK
+            )
+            doc["keys"][rec.reference] = rec.to_json()
+
+
+def measure_sync(ws: Any, n: int) -> float:
+    """Seconds to copy ``n`` token keys onto a newly added HSM (``Client.reconcile``)."""
+    from labsupport.client.links import HsmLink
+
+    cluster, cl, _session = _connected(ws, 1)
+    link = HsmLink(cl.tokens, cluster.hsms[0])
+    _register_keys(cl, link, n, "bench")
+    link.close()
+    cluster.add_hsm()
+    start = time.perf_counter()
+    report = cl.reconcile(progress=False)
+    seconds = time.perf_counter() - start
+    if report.copied != n:
+        raise RuntimeError(f"sync copied {report.copied} keys, expected {n}")
+    cl.close()
+    return seconds
+
+
+def measure_raw_unwrap(ws: Any, n: int) -> float:
+    """Seconds for raw python-pkcs11 to unwrap ``n`` AES keys into a token (the I/O floor)."""
+    from labsupport.hsm.tokens import token_store
+
+    store = token_store(ws)
+    store.create("bench-raw", "bench")
+    session = store.open_session("bench-raw")
+    kek = session.generate_key(
+        KeyType.AES, 256, template={Attribute.WRAP: True, Attribute.UNWRAP: True}
+    )
+    blobs = []
+    for _ in range(n):
+        key = session.generate_key(KeyType.AES, 256, template={Attribute.EXTRACTABLE: True})
+        blobs.append(kek.wrap_key(key, mechanism=Mechanism.AES_KEY_WRAP_PAD))
+        key.destroy()
+    start = time.perf_counter()
+    for i, blob in enumerate(blobs):
+        kek.unwrap_key(
+            ObjectClass.SECRET_KEY,
+            KeyType.AES,
+            blob,
+            label=f"raw-{i}",
+            store=True,
+            mechanism=Mechanism.AES_KEY_WRAP_PAD,
+        )
+    seconds = time.perf_counter() - start
+    session.close()
+    store.delete("bench-raw")
+    return seconds
+
+
+@contextlib.contextmanager
+def _scratch_workspace():
+    from labsupport.workspace.home import ENV_HOME, Workspace
+
+    root = Path(tempfile.mkdtemp(prefix="cloudhsm-lab-bench-"))
+    old = os.environ.get(ENV_HOME)
+    os.environ[ENV_HOME] = str(root)
+    try:
+        yield Workspace.open(root)
+    finally:
+        if old is None:
+            os.environ.pop(ENV_HOME, None)
+        else:
+            os.environ[ENV_HOME] = old
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Run the benchmark; return ``{"ratios", "sync_seconds", …}`` (see module docstring)."""
+    sizes = (10, 20, 50) if quick else (10, 100, 1000)
+    seconds, rounds = (0.3, 3) if quick else (1.0, 5)
+    started = time.perf_counter()
+    result: dict[str, Any] = {"quick": quick}
+    with _scratch_workspace() as ws:
+        result["filesystem"] = _filesystem(ws.root)
+        result.update(measure_ratios(ws, seconds, rounds))
+        result["sync_seconds"] = {}
+        result["raw_unwrap_seconds"] = {}
+        for n in sizes:
+            with _scratch_workspace() as sub:
+                result["sync_seconds"][n] = round(measure_sync(sub, n), 3)
+        with _scratch_workspace() as sub:
+            result["raw_unwrap_seconds"][sizes[-1]] = round(measure_raw_unwrap(sub, sizes[-1]), 3)
+    per_key = {n: s / n for n, s in result["sync_seconds"].items()}
+    result["sync_ms_per_key"] = {n: round(v * 1000, 2) for n, v in per_key.items()}
+    result["targets"] = {
+        "ratio_at_least": 0.9,
+        "ratios_met": all(r >= 0.9 for r in result["ratios"].values()),
+        "sync_1000_under_seconds": 10.0,
+        "sync_1000_met": (
+            result["sync_seconds"].get(1000, 0.0) < 10.0 if 1000 in result["sync_seconds"] else None
+        ),
+    }
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A short human-readable table of :func:`run`'s result."""
+    lines = [f"Client SDK layer vs raw python-pkcs11 (file system: {result['filesystem']})"]
+    for name, ratio in result["ratios"].items():
+        ops = result["ops_per_second"][name]
+        lines.append(
+            f"  {name:<20} raw {ops['raw']:>10,.0f} ops/s   client {ops['client']:>10,.0f} ops/s"
+            f"   ratio {ratio:.3f}"
+        )
+    lines.append("Key sync onto a new HSM")
+    for n, s in result["sync_seconds"].items():
+        lines.append(f"  N={n:<6} {s:8.3f} s   {s / n * 1000:6.2f} ms/key")
+    for n, s in result["raw_unwrap_seconds"].items():
+        lines.append(
+            f"  raw python-pkcs11 unwrap of {n} keys into a token: {s:.3f} s (the I/O floor)"
+        )
+    return "\n".join(lines)
