@@ -137,7 +137,7 @@ def plot_throughput(
     results: list[Throughput],
     *,
     published: dict[str, float] | None = None,
-    title: str = "Operations per second on this token (log scale)",
+    title: str = "Operations per second, measured live (log scale)",
 ) -> Any:
     """Horizontal bar chart of ``results`` (log scale), fastest at the top.
 
