@@ -35,3 +35,10 @@ def test_registration_overrides() -> None:
     register_explanation("DemoServiceException", "demo meaning", "demo fix")
     err = ClientError({"Error": {"Code": "DemoServiceException", "Message": "x"}}, "Op")
     assert "demo fix" in explain(err)
+
+
+def test_unmapped_ckr_code_is_explained() -> None:
+    # python-pkcs11 0.10 raises a bare PKCS11Error for CKR_KEY_FUNCTION_NOT_PERMITTED.
+    text = explain(pkcs11.PKCS11Error("Unmapped error code 0x68"))
+    assert "CKR_KEY_FUNCTION_NOT_PERMITTED" in text
+    assert explain(pkcs11.PKCS11Error("Unmapped error code 0x999")) == ""

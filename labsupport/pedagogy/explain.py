@@ -9,6 +9,7 @@ The cell still fails, so nbval and graded cells behave as usual.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -263,10 +264,20 @@ for _code, _meaning, _fix in [
     register_explanation(_code, _meaning, _fix)
 
 
+# CKR codes python-pkcs11 0.10 has no exception class for: it raises a bare PKCS11Error
+# whose message is "Unmapped error code 0x68"; map the code to our explanation key.
+_UNMAPPED = {0x68: "KeyFunctionNotPermitted"}
+_UNMAPPED_RE = re.compile(r"Unmapped error code (0x[0-9a-fA-F]+)")
+
+
 def explain(exc: BaseException) -> str:
     """Return a plain-language explanation of ``exc`` with a next step ('' if none is known)."""
     if isinstance(exc, LabError):
         return ""  # its message already says what to do
+    match = _UNMAPPED_RE.search(str(exc)) if type(exc) is p11e.PKCS11Error else None
+    if match and int(match.group(1), 16) in _UNMAPPED:
+        ckr, text = _PKCS11[_UNMAPPED[int(match.group(1), 16)]]
+        return text.render(f"PKCS#11 error {ckr} ({match.group(1)})")
     for cls in type(exc).__mro__:
         found = _PKCS11.get(cls.__name__)
         if found and isinstance(exc, p11e.PKCS11Error):
