@@ -179,7 +179,12 @@ class TokenStore:
                 ) from None
 
     def open_session(self, label: str, rw: bool = True) -> pkcs11.Session:
-        """Open a session on token ``label``, logged in as its user with the internal PIN."""
+        """Open a session on token ``label``, logged in as its user with the internal PIN.
+
+        Beware: python-pkcs11's ``Session.close()`` calls ``C_Logout`` when that session
+        did the login, and a PKCS#11 login is shared by every session of the token in
+        the process — closing the first session logs the others out too.
+        """
         token = self.token(label)
         try:
             return token.open(rw=rw, user_pin=self.record(label).user_pin)
