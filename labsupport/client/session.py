@@ -119,6 +119,7 @@ class ClusterKey:
         self._record = record
         self._home = home  # session keys: (hsm id, link, link generation, object)
         self._stamp = -1
+        self._rr = 0
         self._reps: list[tuple[str, pkcs11.Object]] = []
 
     # -- identity ---------------------------------------------------------------------
@@ -237,8 +238,8 @@ class ClusterKey:
         if len(reps) == 1:
             hsm_id, obj = reps[0]
         else:
-            client._rr += 1
-            hsm_id, obj = reps[client._rr % len(reps)]
+            self._rr += 1  # round robin per key
+            hsm_id, obj = reps[self._rr % len(reps)]
         log = client.requests
         log.total += 1
         log._items.append((log.total, hsm_id, operation))

@@ -281,6 +281,8 @@ def reconcile(
     records = {
         r.ref: r for r in (KeyRecord.from_json(k, v) for k, v in data.get("keys", {}).items())
     }
+    for link in links:
+        link.invalidate()  # list every token afresh: other sessions and kernels add keys
     index = {link.hsm_id: link.index() for link in links}
     by_id = {link.hsm_id: link for link in links}
     holders = {ref: [h for h in by_id if index[h].get(ref)] for ref in records}
