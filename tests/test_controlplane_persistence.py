@@ -107,6 +107,8 @@ def test_waiter_follows_the_clock(workspace: Any, monkeypatch: Any) -> None:
     cloudhsm.delete_cluster(ClusterId=cid)
     with pytest.raises(WaitFailed, match="DELETE_IN_PROGRESS"):
         wait_for_cluster(cloudhsm, cid, "ACTIVE", poll=0.01, progress=False)
+    Clock(workspace).advance(5)
+    assert wait_for_cluster(cloudhsm, cid, "DELETED", progress=False)["State"] == "DELETED"
     cid2 = new_cluster(cloudhsm, aws.client("ec2", workspace=workspace))
     with pytest.raises(WaitTimeout, match="CREATE_IN_PROGRESS"):
         wait_for_cluster(cloudhsm, cid2, "UNINITIALIZED", poll=0.01, timeout=0.05, progress=False)
@@ -163,3 +165,17 @@ def test_draw_cluster(workspace: Any, cloudhsm: Any, ec2: Any) -> None:
     assert "no HSM" in texts  # the second AZ has no HSM yet
     assert any("172.31.0.0/20" in t for t in texts)
     plt.close(fig)
+
+
+def test_wait_for_hsm_deletion(workspace: Any, monkeypatch: Any) -> None:
+    from labsupport.controlplane.waiters import wait_for_hsm
+
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "fast")
+    cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
+    cid, hsm_id = with_first_hsm(cloudhsm, aws.client("ec2", workspace=workspace))
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "20")  # HSM deletion: 75 ms
+    cloudhsm.delete_hsm(ClusterId=cid, HsmId=hsm_id)
+    assert describe(cloudhsm, cid)["Hsms"][0]["State"] == "DELETE_IN_PROGRESS"
+    assert wait_for_hsm(cloudhsm, cid, hsm_id, "DELETED", poll=0.02, progress=False) == {}
+    with pytest.raises(WaitFailed, match="DELETED"):
+        wait_for_hsm(cloudhsm, cid, hsm_id, "ACTIVE", poll=0.02, progress=False)

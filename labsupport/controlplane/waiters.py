@@ -91,6 +91,11 @@ def _states(states: str | Iterable[str]) -> set[str]:
     return {states} if isinstance(states, str) else set(states)
 
 
+def _dead_ends(wanted: set[str], dead_ends: set[str]) -> set[str]:
+    # Waiting for a deletion to finish: DELETE_IN_PROGRESS is the way there, not a dead end.
+    return set() if wanted & dead_ends else dead_ends
+
+
 def wait_for_cluster(
     cloudhsm: Any,
     cluster_id: str,
@@ -117,7 +122,15 @@ def wait_for_cluster(
             )
         return found[0]["State"], found[0]
 
-    return _wait(describe, cluster_id, wanted, CLUSTER_DEAD_ENDS - wanted, poll, timeout, progress)
+    return _wait(
+        describe,
+        cluster_id,
+        wanted,
+        _dead_ends(wanted, CLUSTER_DEAD_ENDS),
+        poll,
+        timeout,
+        progress,
+    )
 
 
 def wait_for_hsm(
@@ -150,4 +163,6 @@ def wait_for_hsm(
                 return hsm["State"], hsm
         return "DELETED", {}
 
-    return _wait(describe, hsm_id, wanted, HSM_DEAD_ENDS - wanted, poll, timeout, progress)
+    return _wait(
+        describe, hsm_id, wanted, _dead_ends(wanted, HSM_DEAD_ENDS), poll, timeout, progress
+    )
