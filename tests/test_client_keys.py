@@ -216,3 +216,28 @@ def test_cli_key_commands(lab):
     }
     assert cli.run("key list --filter attr.label=cli-key").data["total_key_count"] == 0
     assert cli.run("key list --max-items 1").data["next_token"] == "1"
+
+
+def test_closing_one_session_does_not_log_out_the_others(lab):
+    first = lab.login("alice")  # its HSM sessions do the token logins
+    key = make_aes(first, "private-key-object")
+    second = lab.login("alice")
+    found = second.get_key(label="private-key-object")
+    first.close()
+    with pytest.raises(chsm.SessionClosedError):
+        first.get_key(label="private-key-object")
+    for _ in range(4):  # both HSMs still serve the second session
+        assert ungcm(found, gcm(found, b"x")) == b"x"
+    assert second.get_key(label="private-key-object") == key
+
+
+def test_closing_another_client_does_not_log_out_this_one(lab):
+    session = lab.login("alice")
+    key = make_aes(session, "k")
+    other = chsm.connect(lab.workspace)  # re-initializes PKCS#11, then logs in again
+    gcm(key, b"reopen")  # this session reopens its HSM sessions under the other's login
+    other.login("alice:alice-pass-1").close()
+    other.close()
+    for _ in range(4):
+        assert ungcm(key, gcm(key, b"x")) == b"x"
+    assert session.get_key(label="k") == key

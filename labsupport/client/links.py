@@ -24,6 +24,11 @@ from labsupport.hsm.tokens import TokenStore
 
 SYNC_KEY_LABEL = "cloudhsm-lab:cluster-sync-key"
 
+# python-pkcs11 logs the token out when the session that logged in is closed, and the
+# login is shared by every session of the token in this process. Sessions that did the
+# login are therefore never closed; they are parked here until the library restarts.
+_LOGIN_SESSIONS: dict[str, pkcs11.Session] = {}
+
 
 class HsmLink:
     """A session on one HSM's token (reopened after library re-initialization)."""
@@ -64,8 +69,11 @@ class HsmLink:
     def close(self) -> None:
         """Close the session (ignoring a session the library already dropped)."""
         if self._session is not None and self.alive:
-            with contextlib.suppress(pkcs11.PKCS11Error):
-                self._session.close()
+            if self._session.user_type == pkcs11.UserType.NOBODY:
+                with contextlib.suppress(pkcs11.PKCS11Error):
+                    self._session.close()
+            else:  # closing it would log out every other session of this token
+                _LOGIN_SESSIONS[self.endpoint.token_label] = self._session
         self._session = None
         self._index = None
         self._sync_key = None
