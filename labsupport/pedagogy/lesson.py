@@ -8,6 +8,7 @@ in any order, and twice in a row with the same results.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ import pkcs11
 from labsupport.hsm.tokens import TokenStore
 from labsupport.pedagogy.explain import install_exception_hook
 from labsupport.workspace.home import Workspace
+
+#: Environment variable naming the lesson scope that owns newly created resources.
+ENV_LESSON = "CLOUDHSM_LAB_LESSON"
 
 #: Packages that register reset hooks on import (the layers above the HSM backend).
 LAYER_PACKAGES = ("labsupport.controlplane", "labsupport.client", "labsupport.kms")
@@ -89,6 +93,9 @@ def start_lesson(
         raise ValueError(f"lesson ids are two digits such as '00', not {lesson_id!r}")
     lesson = Lesson(lesson_id, workspace or Workspace.open(), exercise)
     lesson.reset()
+    # Resources created from now on in this kernel (clusters, KMS keys) belong to this
+    # lesson scope even when the learner's code does not tag them.
+    os.environ[ENV_LESSON] = lesson.scope
     install_exception_hook()
     kind = "Exercise" if exercise else "Lesson"
     print(f"{kind} {lesson_id} ready: its part of the workspace is fresh.")
