@@ -13,7 +13,7 @@ of SoftHSM tokens, and measures:
 * **sync_seconds** — time to bring N token keys onto a newly added HSM
   (:meth:`Client.reconcile`), for N = 10, 100, 1,000 (quick: 10, 30, 100). Target:
   linear, 1,000 keys under 10 s. SoftHSM writes each new token object to disk once per
-  attribute, so this depends mostly on the file system (reported as ``filesystem``).
+  attribute, so this depends mostly on the file system (reported as ``client_filesystem``).
 * **raw_unwrap_seconds** — for the largest N, raw python-pkcs11 ``unwrap_key`` of N
   wrapped AES keys into a token: the floor the sync time is made of.
 """
@@ -236,9 +236,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     sizes = (10, 20, 50) if quick else (10, 100, 1000)
     seconds, rounds = (0.3, 3) if quick else (1.0, 5)
     started = time.perf_counter()
-    result: dict[str, Any] = {"quick": quick}
+    result: dict[str, Any] = {}
     with _scratch_workspace() as ws:
-        result["filesystem"] = _filesystem(ws.root)
+        result["client_filesystem"] = _filesystem(ws.root)
         result.update(measure_ratios(ws, seconds, rounds))
         result["sync_seconds"] = {}
         result["raw_unwrap_seconds"] = {}
@@ -249,7 +249,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             result["raw_unwrap_seconds"][sizes[-1]] = round(measure_raw_unwrap(sub, sizes[-1]), 3)
     per_key = {n: s / n for n, s in result["sync_seconds"].items()}
     result["sync_ms_per_key"] = {n: round(v * 1000, 2) for n, v in per_key.items()}
-    result["targets"] = {
+    result["client_targets"] = {
         "ratio_at_least": 0.9,
         "ratios_met": all(r >= 0.9 for r in result["ratios"].values()),
         "sync_1000_under_seconds": 10.0,
@@ -257,13 +257,13 @@ def run(quick: bool = False) -> dict[str, Any]:
             result["sync_seconds"].get(1000, 0.0) < 10.0 if 1000 in result["sync_seconds"] else None
         ),
     }
-    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["client_bench_seconds"] = round(time.perf_counter() - started, 1)
     return result
 
 
 def format_report(result: dict[str, Any]) -> str:
     """A short human-readable table of :func:`run`'s result."""
-    lines = [f"Client SDK layer vs raw python-pkcs11 (file system: {result['filesystem']})"]
+    lines = [f"Client SDK layer vs raw python-pkcs11 (file system: {result['client_filesystem']})"]
     for name, ratio in result["ratios"].items():
         ops = result["ops_per_second"][name]
         lines.append(
