@@ -43,8 +43,6 @@ Python API for other layers (read-only snapshots, no boto3 needed):
 
 from labsupport.aws.inprocess import register_service
 from labsupport.controlplane.cluster import (
-    ENV_LESSON,
-    LESSON_TAG,
     Cluster,
     ClusterNotFound,
     Hsm,
@@ -64,7 +62,7 @@ from labsupport.controlplane.states import (
     HsmState,
     HsmType,
 )
-from labsupport.workspace.home import register_reset_hook
+from labsupport.workspace.home import ENV_LESSON, LESSON_TAG, register_reset_hook
 
 register_service("cloudhsmv2", CloudHsmV2Service)
 register_service("ec2", Ec2Service)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,17 +27,15 @@ from labsupport.controlplane import hardware
 from labsupport.controlplane.clock import Clock, Step, duration
 from labsupport.controlplane.states import BackupState, ClusterState, HsmState
 from labsupport.errors import LabError, LessonOrderError
-from labsupport.workspace.home import Workspace, belongs_to
+from labsupport.workspace.home import (
+    LESSON_TAG,
+    WORKSPACE_OWNER,
+    Workspace,
+    belongs_to,
+    current_scope,
+)
 
 STATE_NAME = "cloudhsmv2"
-
-#: Environment variable naming the lesson scope that is running (shared with the KMS
-#: simulator); clusters created while it is set belong to that lesson.
-ENV_LESSON = "CLOUDHSM_LAB_LESSON"
-#: A tag naming the lesson scope a cluster belongs to (reset by that lesson's reset).
-LESSON_TAG = "cloudhsm-lab:lesson"
-#: Owner of clusters created outside any lesson.
-WORKSPACE_OWNER = "workspace"
 
 
 class ClusterNotFound(LabError):
@@ -54,7 +51,7 @@ def owner_from(tags: list[dict[str, str]] | None) -> str:
     for tag in tags or []:
         if tag.get("Key") == LESSON_TAG and tag.get("Value"):
             return tag["Value"]
-    return os.environ.get(ENV_LESSON) or WORKSPACE_OWNER
+    return current_scope()
 
 
 def record_owner(rec: dict[str, Any]) -> str:

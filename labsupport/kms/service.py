@@ -65,13 +65,7 @@ from labsupport.kms.model import (
     key_arn,
 )
 from labsupport.kms.wrapping import UnwrapError, unwrap_key_material
-from labsupport.workspace.home import Workspace, belongs_to
-
-#: Environment variable naming the lesson that is running; keys created while it is set
-#: are removed by ``reset(<that lesson>)``.
-ENV_LESSON = "CLOUDHSM_LAB_LESSON"
-#: A tag that marks a key as belonging to a lesson (also honoured by a lesson reset).
-LESSON_TAG = "cloudhsm-lab:lesson"
+from labsupport.workspace.home import ENV_LESSON, LESSON_TAG, Workspace, belongs_to
 
 _TOKEN_VERSION = 1
 _DEFAULT_LIST_LIMIT = 100
@@ -337,7 +331,7 @@ class KmsService(JsonService):
                 origin=origin,
                 description=description,
                 tags=[{"TagKey": t["TagKey"], "TagValue": t.get("TagValue", "")} for t in tags],
-                lesson=os.environ.get(ENV_LESSON) or None,
+                lesson=os.environ.get(ENV_LESSON) or None,  # None: outside any lesson
             )
             if origin == Origin.AWS_KMS.value:
                 material = secrets.token_bytes(SYMMETRIC_KEY_BYTES)

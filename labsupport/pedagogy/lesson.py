@@ -17,10 +17,7 @@ import pkcs11
 
 from labsupport.hsm.tokens import TokenStore
 from labsupport.pedagogy.explain import install_exception_hook
-from labsupport.workspace.home import Workspace
-
-#: Environment variable naming the lesson scope that owns newly created resources.
-ENV_LESSON = "CLOUDHSM_LAB_LESSON"
+from labsupport.workspace.home import ENV_LESSON, Workspace
 
 #: Packages that register reset hooks on import (the layers above the HSM backend).
 LAYER_PACKAGES = ("labsupport.controlplane", "labsupport.client", "labsupport.kms")

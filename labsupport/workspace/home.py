@@ -21,6 +21,13 @@ from labsupport.errors import WorkspaceError
 from labsupport.workspace.statefile import StateFile
 
 ENV_HOME = "CLOUDHSM_LAB_HOME"
+#: Names the lesson scope running in this process (set by ``start_lesson``); resources
+#: created while it is set belong to that scope.
+ENV_LESSON = "CLOUDHSM_LAB_LESSON"
+#: AWS resource tag naming the lesson scope a cluster or KMS key belongs to.
+LESSON_TAG = "cloudhsm-lab:lesson"
+#: Owner of resources created outside any lesson.
+WORKSPACE_OWNER = "workspace"
 
 SOFTHSM_CONF_TEMPLATE = """\
 # Written by labsupport: SoftHSMv2 configuration for this CloudHSM Lab workspace.
@@ -52,6 +59,11 @@ def belongs_to(owner: str, lesson: str | None) -> bool:
     if lesson is None or owner == lesson:
         return True
     return "-" not in lesson and owner.startswith(lesson + "-")
+
+
+def current_scope() -> str:
+    """The owner scope for a resource created now: ``$CLOUDHSM_LAB_LESSON`` or ``"workspace"``."""
+    return os.environ.get(ENV_LESSON) or WORKSPACE_OWNER
 
 
 def default_home() -> Path:
