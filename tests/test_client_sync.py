@@ -203,3 +203,21 @@ def test_session_keys_end_when_the_library_restarts(lab):
     with pytest.raises(chsm.SessionKeyLost):
         gcm(temp, b"x")
     assert isinstance(chsm.SessionKeyLost("a"), pkcs11.exceptions.KeyHandleInvalid)
+
+
+def test_quickstart_connected_cluster(workspace, monkeypatch):
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "fast")
+    from labsupport.client.quickstart import connected_cluster
+
+    ready = connected_cluster(workspace, owner="test", users=("alice", "bob"))
+    try:
+        assert not any(p in repr(ready) for p in ready._passwords.values())
+        assert ready.client.cluster_state == "ACTIVE"
+        key = make_aes(ready.login("alice"), "k")
+        assert len(key.hsms) == 2
+        workspace.reset("test")  # the lesson reset removes cluster, client state and files
+        assert not ready.client.store.path.exists()
+        with pytest.raises(chsm.ClientNotConfigured):
+            chsm.connect(workspace)
+    finally:
+        ready.client.close()

@@ -334,8 +334,8 @@ def verify_hsm_certificate(
     """
     if not anchor_file.exists():
         raise TrustAnchorError(
-            f"No trust anchor at {anchor_file}. The client checks every HSM's certificate "
-            f"against {TRUST_ANCHOR_NAME} before it sends any PIN, and there is none.",
+            f"No trust anchor: {anchor_file.name} is not installed. The client checks every "
+            "HSM's certificate against it before it sends any PIN.",
             "Install the CA certificate that signed the cluster CSR: "
             "labsupport.client.install_trust_anchor(<PEM text or file>).",
         )
