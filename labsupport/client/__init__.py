@@ -19,10 +19,12 @@ from labsupport.client.cli import CliResult, CloudHsmCli
 from labsupport.client.client import AVAILABILITY_MESSAGE, Client, ClusterToken, connect
 from labsupport.client.config import (
     ClientConfig,
+    config_path,
     configure,
     install_trust_anchor,
     load_config,
     set_option,
+    trust_anchor_path,
 )
 from labsupport.client.endpoints import ClusterView, HsmEndpoint, HsmState
 from labsupport.client.errors import (
@@ -82,10 +84,12 @@ __all__ = [
     "UserError",
     "UserLocked",
     "WrongRole",
+    "config_path",
     "configure",
     "connect",
     "format_ref",
     "install_trust_anchor",
     "load_config",
     "set_option",
+    "trust_anchor_path",
 ]

@@ -65,7 +65,15 @@ class RequestLog:
         items = list(self._items)
         hsms = list(dict.fromkeys(h for _, h, _ in items))
         rows = {h: i for i, h in enumerate(hsms)}
-        ax.scatter([n for n, _, _ in items], [rows[h] for _, h, _ in items], s=12, marker="|")
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        ax.scatter(
+            [n for n, _, _ in items],
+            [rows[h] for _, h, _ in items],
+            s=90,
+            marker="|",
+            linewidths=2,
+            c=[colors[rows[h] % len(colors)] for _, h, _ in items],
+        )
         ax.set_yticks(range(len(hsms)), hsms)
         ax.set_xlabel("request number")
         ax.set_title(title)

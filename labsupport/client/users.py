@@ -237,7 +237,12 @@ class UserDirectory:
                     f"{name} can log in again."
                 )
             else:
-                problem = f"Wrong password for {name} ({left} more wrong attempt(s) locks it)."
+                more = (
+                    "1 more wrong password locks"
+                    if left == 1
+                    else f"{left} more wrong passwords lock"
+                )
+                problem = f"Wrong password for {name} ({more} the account)."
                 fix = "Check the password; the PIN format is <username>:<password>."
             error = LoginFailed(problem, fix)
         # raised after the block so the failure count is written
