@@ -226,11 +226,7 @@ class ClusterKey:
         # The hot path of every operation: keep it to a few attribute reads.
         s = self._s
         client = s._client
-        if (
-            s._gen != _LIBRARY.generation
-            or s._topo != client._topo_version
-            or _monotonic() >= client._next_poll
-        ):
+        if s._gen != _LIBRARY.generation or s._topo != client._topo_version:
             s._fresh()
         if self._stamp != s._stamp:
             self._resolve()
@@ -243,6 +239,8 @@ class ClusterKey:
         log = client.requests
         log.total += 1
         log._items.append((log.total, hsm_id, operation))
+        if not log.total & 31 and _monotonic() >= client._next_poll:
+            client.poll()  # look for cluster changes now and then (applies from the next call)
         return obj
 
     def _retry(self, operation: str, call: Callable[[pkcs11.Object], Any]) -> Any:
@@ -367,22 +365,40 @@ class ClusterKey:
         self._s._client._share(self._s.username, self.ref, username, share=False)
 
 
-def _mixin(name: str, base: type, method: str, operation: str) -> type:
-    def routed(self: ClusterKey, *args: Any, **kwargs: Any) -> Any:
+class _Encrypt(types.EncryptMixin):
+    def encrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+        """Encrypt on the next HSM that holds the key (python-pkcs11 ``encrypt``)."""
         try:
-            return getattr(self._route(operation), method)(*args, **kwargs)
+            return self._route("encrypt").encrypt(data, *args, **kwargs)
         except FAILOVER_ERRORS:
-            return self._retry(operation, lambda obj: getattr(obj, method)(*args, **kwargs))
-
-    routed.__name__ = method
-    routed.__doc__ = getattr(base, method).__doc__
-    return type(name, (base,), {method: routed})
+            return self._retry("encrypt", lambda obj: obj.encrypt(data, *args, **kwargs))
 
 
-_Encrypt = _mixin("EncryptMixin", types.EncryptMixin, "encrypt", "encrypt")
-_Decrypt = _mixin("DecryptMixin", types.DecryptMixin, "decrypt", "decrypt")
-_Sign = _mixin("SignMixin", types.SignMixin, "sign", "sign")
-_Verify = _mixin("VerifyMixin", types.VerifyMixin, "verify", "verify")
+class _Decrypt(types.DecryptMixin):
+    def decrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+        """Decrypt on the next HSM that holds the key (python-pkcs11 ``decrypt``)."""
+        try:
+            return self._route("decrypt").decrypt(data, *args, **kwargs)
+        except FAILOVER_ERRORS:
+            return self._retry("decrypt", lambda obj: obj.decrypt(data, *args, **kwargs))
+
+
+class _Sign(types.SignMixin):
+    def sign(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+        """Sign on the next HSM that holds the key (python-pkcs11 ``sign``)."""
+        try:
+            return self._route("sign").sign(data, *args, **kwargs)
+        except FAILOVER_ERRORS:
+            return self._retry("sign", lambda obj: obj.sign(data, *args, **kwargs))
+
+
+class _Verify(types.VerifyMixin):
+    def verify(self: Any, data: Any, signature: Any, *args: Any, **kwargs: Any) -> Any:
+        """Verify on the next HSM that holds the key (python-pkcs11 ``verify``)."""
+        try:
+            return self._route("verify").verify(data, signature, *args, **kwargs)
+        except FAILOVER_ERRORS:
+            return self._retry("verify", lambda obj: obj.verify(data, signature, *args, **kwargs))
 
 
 class _Wrap(types.WrapMixin):
