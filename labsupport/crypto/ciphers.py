@@ -214,10 +214,14 @@ def oaep_hashes(target: pkcs11.Session | pkcs11.Key) -> tuple[HashAlg, ...]:
     cache_key = (token.manufacturer_id, token.model)
     if cache_key in _OAEP_SUPPORT:
         return _OAEP_SUPPORT[cache_key]
-    if isinstance(target, pkcs11.types.Key):
+    # A key can be the probe only if it may encrypt (public) or decrypt (private): a
+    # wrap-only key has neither method, so probe with a throw-away key instead.
+    if isinstance(target, pkcs11.types.Key) and (
+        hasattr(target, "encrypt") or hasattr(target, "decrypt")
+    ):
         probe, owned = target, False
     else:
-        probe, owned = _session_probe_key(target), True
+        probe, owned = _session_probe_key(_session_of(target)), True
     try:
         supported = tuple(alg for alg in _OAEP_ORDER if _accepts(probe, alg))
     finally:
