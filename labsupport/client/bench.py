@@ -15,7 +15,7 @@ of SoftHSM tokens, and measures:
   linear, 1,000 keys under 10 s. SoftHSM writes each new token object to disk once per
   attribute, so this depends mostly on the file system (reported as ``client_filesystem``).
 * **raw_unwrap_seconds** — for the largest N, raw python-pkcs11 ``unwrap_key`` of N
-  wrapped AES keys into a token: the floor the sync time is made of.
+  wrapped AES keys into a token, for comparison: the token writes dominate both.
 """
 
 from __future__ import annotations
