@@ -165,18 +165,30 @@ class TokenStore:
     def token(self, label: str) -> pkcs11.Token:
         """The python-pkcs11 ``Token`` called ``label``."""
         self.record(label)
-        try:
-            return self.lib.get_token(token_label=label)
-        except pkcs11.NoSuchToken:
+        found = self._find(label)
+        if found is None:
             self.refresh()  # made by another process since we loaded the library
+            found = self._find(label)
+        if found is None:
+            raise TokenNotFound(
+                f"The workspace lists token {label!r}, but SoftHSM does not have it.",
+                "The token directory was changed outside the lab; reset this lesson "
+                "(`python -m labsupport reset LESSON`) and run it again.",
+            )
+        return found
+
+    def _find(self, label: str) -> pkcs11.Token | None:
+        # Not lib.get_token(): it stops at the first slot whose C_GetTokenInfo fails,
+        # and SoftHSM answers CKR_GENERAL_ERROR for a token whose files another
+        # process is deleting or rewriting at that moment. Skip such slots instead.
+        for slot in self.lib.get_slots(token_present=True):
             try:
-                return self.lib.get_token(token_label=label)
-            except pkcs11.NoSuchToken:
-                raise TokenNotFound(
-                    f"The workspace lists token {label!r}, but SoftHSM does not have it.",
-                    "The token directory was changed outside the lab; reset this lesson "
-                    "(`python -m labsupport reset LESSON`) and run it again.",
-                ) from None
+                token = slot.get_token()
+            except (pkcs11.GeneralError, pkcs11.TokenNotPresent, pkcs11.SlotIDInvalid):
+                continue
+            if token.label == label:
+                return token
+        return None
 
     def open_session(self, label: str, rw: bool = True) -> pkcs11.Session:
         """Open a session on token ``label``, logged in as its user with the internal PIN.
