@@ -20,6 +20,13 @@ def _session_home(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["CLOUDHSM_LAB_HOME"] = str(tmp_path_factory.mktemp("lab-home"))
 
 
+@pytest.fixture(autouse=True)
+def _no_lesson_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+    # start_lesson() exports CLOUDHSM_LAB_LESSON; never let one test's scope leak into
+    # the ownership of what the next test creates.
+    monkeypatch.delenv("CLOUDHSM_LAB_LESSON", raising=False)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     """A fresh, empty workspace, also set as CLOUDHSM_LAB_HOME for the test."""

@@ -207,6 +207,7 @@ def test_session_keys_end_when_the_library_restarts(lab):
 
 def test_quickstart_connected_cluster(workspace, monkeypatch):
     monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "fast")
+    monkeypatch.setenv("CLOUDHSM_LAB_LESSON", "test")  # as start_lesson does
     from labsupport.client.quickstart import connected_cluster
 
     ready = connected_cluster(workspace, owner="test", users=("alice", "bob"))

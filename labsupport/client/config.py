@@ -3,11 +3,14 @@
 On a real client, ``/opt/cloudhsm/bin/configure-pkcs11`` writes
 ``/opt/cloudhsm/etc/cloudhsm-pkcs11.cfg`` (JSON) and the library verifies every HSM it
 connects to against ``/opt/cloudhsm/etc/customerCA.crt``. The lab keeps the same two
-files inside the workspace, under ``cloudhsm/etc/``::
+files inside the workspace, one "client machine" per lesson scope (so lesson 03 and
+its exercise, or lessons 03 and 04, never see each other's trust anchor)::
 
-    ~/.cloudhsm-lab/cloudhsm/etc/cloudhsm-pkcs11.cfg
-    ~/.cloudhsm-lab/cloudhsm/etc/customerCA.crt
-    ~/.cloudhsm-lab/cloudhsm/run/cloudhsm-pkcs11.log
+    ~/.cloudhsm-lab/cloudhsm/<scope>/etc/cloudhsm-pkcs11.cfg
+    ~/.cloudhsm-lab/cloudhsm/<scope>/etc/customerCA.crt
+    ~/.cloudhsm-lab/cloudhsm/<scope>/run/cloudhsm-pkcs11.log
+
+``<scope>`` is the running lesson's (``03-lesson``, ``03-ex``) or ``workspace``.
 
 The configuration file has the SDK's shape (``clusters[].cluster.hsm_ca_file``,
 ``servers[{hostname, port, enable}]``, ``options``, ``logging``) plus one lab-only key,
@@ -20,6 +23,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,7 +33,7 @@ from cryptography.exceptions import InvalidSignature
 
 from labsupport.client.errors import ClientNotConfigured, TrustAnchorError
 from labsupport.errors import LabError
-from labsupport.workspace.home import Workspace, belongs_to, register_reset_hook
+from labsupport.workspace.home import Workspace, belongs_to, current_scope, register_reset_hook
 
 HSM_PORT = 2223
 CONFIG_NAME = "cloudhsm-pkcs11.cfg"
@@ -37,16 +41,21 @@ TRUST_ANCHOR_NAME = "customerCA.crt"
 LOG_NAME = "cloudhsm-pkcs11.log"
 
 
+def client_root(workspace: Workspace) -> Path:
+    """The lab's ``/opt/cloudhsm`` of the current lesson scope's client machine."""
+    return workspace.root / "cloudhsm" / current_scope()
+
+
 def etc_dir(workspace: Workspace) -> Path:
     """The lab's ``/opt/cloudhsm/etc``: client configuration and trust anchor."""
-    path = workspace.root / "cloudhsm" / "etc"
+    path = client_root(workspace) / "etc"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
 
 def log_path(workspace: Workspace) -> Path:
     """The client log file (the lab's ``/opt/cloudhsm/run/cloudhsm-pkcs11.log``)."""
-    path = workspace.root / "cloudhsm" / "run"
+    path = client_root(workspace) / "run"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path / LOG_NAME
 
@@ -363,15 +372,13 @@ def verify_hsm_certificate(
 
 
 def _reset_config(workspace: Workspace, lesson: str | None) -> None:
-    path = workspace.root / "cloudhsm" / "etc" / CONFIG_NAME
-    try:
-        owner = json.loads(path.read_text()).get("x-cloudhsm-lab", {}).get("owner") or ""
-    except (OSError, ValueError):
-        owner = ""
-    if lesson is None or (owner and belongs_to(owner, lesson)):
-        for name in (CONFIG_NAME, TRUST_ANCHOR_NAME):
-            with contextlib.suppress(FileNotFoundError):
-                (workspace.root / "cloudhsm" / "etc" / name).unlink()
+    """Remove the client machines (config, trust anchor, log) of the reset lesson scopes."""
+    base = workspace.root / "cloudhsm"
+    if not base.is_dir():
+        return
+    for machine in base.iterdir():
+        if machine.is_dir() and belongs_to(machine.name, lesson):
+            shutil.rmtree(machine, ignore_errors=True)
 
 
 register_reset_hook(_reset_config)
