@@ -1,0 +1,103 @@
+"""Key material made *outside* the HSM, with ``cryptography`` — where bring-your-own-key starts.
+
+BYOK means the key was not born in the HSM that will use it: your own key-management
+system, another HSM, or (as here, for practice) a Python process made it. While it is
+outside an HSM it is only as safe as the machine that holds it, so the lab keeps it in
+memory, never prints it, and only writes it to disk to show why that is a bad idea
+(:func:`write_pem_file`, lesson 05's plaintext-import section).
+
+What the HSM import steps expect:
+
+* an AES key is its raw bytes (16, 24 or 32);
+* an RSA or EC private key travels as a PKCS#8 ``PrivateKeyInfo`` (DER) — the format
+  PKCS#11's ``C_UnwrapKey`` takes for private keys, and what CloudHSM's ``key unwrap``
+  and KMS's asymmetric import expect.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+#: A private key made outside the HSM (what :func:`new_rsa_key` / :func:`new_ec_key` return).
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+#: Key material the BYOK helpers accept: raw AES key bytes or a private key object.
+Material = bytes | PrivateKey
+
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "secp256r1": ec.SECP256R1,
+    "secp384r1": ec.SECP384R1,
+}
+
+
+def new_aes_key(bits: int = 256) -> bytes:
+    """Fresh AES key material (``bits`` 128, 192 or 256) from the operating system's RNG."""
+    if bits not in (128, 192, 256):
+        raise ValueError(f"AES keys are 128, 192 or 256 bits, not {bits}")
+    return secrets.token_bytes(bits // 8)
+
+
+def new_rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
+    """A fresh RSA private key (public exponent 65537) made by ``cryptography`` (OpenSSL)."""
+    if bits not in (2048, 3072, 4096):
+        raise ValueError(f"use RSA-2048, 3072 or 4096, not {bits}")
+    return rsa.generate_private_key(65537, bits)
+
+
+def new_ec_key(curve: str = "secp256r1") -> ec.EllipticCurvePrivateKey:
+    """A fresh EC private key on ``curve`` (``secp256r1`` = P-256, ``secp384r1`` = P-384)."""
+    try:
+        return ec.generate_private_key(_CURVES[curve]())
+    except KeyError:
+        raise ValueError(f"use one of {', '.join(_CURVES)}, not {curve!r}") from None
+
+
+def pkcs8_der(private_key: PrivateKey) -> bytes:
+    """The private key as an unencrypted PKCS#8 ``PrivateKeyInfo`` (DER) — secret bytes."""
+    return private_key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def describe(material: Material) -> str:
+    """A one-line description that reveals nothing secret: ``'RSA-2048 private key'``."""
+    if isinstance(material, bytes | bytearray):
+        return f"AES-{len(material) * 8} key"
+    if isinstance(material, rsa.RSAPrivateKey):
+        return f"RSA-{material.key_size} private key"
+    if isinstance(material, ec.EllipticCurvePrivateKey):
+        return f"EC {material.curve.name} private key"
+    raise TypeError(f"not key material: {type(material).__name__}")
+
+
+def write_pem_file(private_key: PrivateKey, path: Path) -> Path:
+    """Write the private key as an *unencrypted* PEM file (mode 0600) and return its path.
+
+    This is what plaintext import starts from — and its weakness: the secret now sits in a
+    file, in backups and in the page cache of whatever machine wrote it. Delete the file
+    as soon as the import is done (``path.unlink()``); better, do not make one at all.
+    """
+    path = Path(path)
+    data = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+def read_pem_file(path: Path) -> PrivateKey:
+    """Load an unencrypted PEM private key file (RSA or EC) written by :func:`write_pem_file`."""
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ValueError("the lab imports RSA and EC private keys only")
+    return key
