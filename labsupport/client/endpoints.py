@@ -6,21 +6,12 @@ is the one place that asks the control plane (or a local definition) to produce 
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
+# One enum for HSM states across the lab: the control plane's (a plain module).
+from labsupport.controlplane.states import HsmState
 
-class HsmState(str, enum.Enum):
-    """States of one HSM, as ``DescribeClusters`` reports them (``Hsm.State``)."""
-
-    CREATE_IN_PROGRESS = "CREATE_IN_PROGRESS"
-    ACTIVE = "ACTIVE"
-    DEGRADED = "DEGRADED"
-    DELETE_IN_PROGRESS = "DELETE_IN_PROGRESS"
-    DELETED = "DELETED"
-
-    def __str__(self) -> str:
-        return self.value
+__all__ = ["ClusterView", "HsmEndpoint", "HsmState"]
 
 
 @dataclass(frozen=True)
