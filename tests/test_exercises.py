@@ -71,3 +71,18 @@ def test_unfilled_exercise_fails_every_graded_cell(solution: Path) -> None:
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert errors, f"graded cell {question_ids(cell)} passed without an answer"
         assert not any("correct" in o.get("text", "") for o in cell.outputs)
+
+
+def test_navigation_links_are_up_to_date() -> None:
+    from labsupport.authoring.navigation import write_navigation
+
+    assert write_navigation(ROOT, check=True) == [], "run `python -m labsupport navigation`"
+
+
+def test_navigation_links_point_at_existing_notebooks() -> None:
+    import re
+
+    for path in [*ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("solutions/*.ipynb")]:
+        nb = nbformat.read(path, as_version=4)
+        for target in re.findall(r"\]\(([^)#]+\.ipynb)\)", nb.cells[-1].source):
+            assert (path.parent / target).resolve().exists(), f"{path.name}: broken link {target}"
