@@ -176,7 +176,26 @@ def find_public_key(private_key: pkcs11.PrivateKey) -> pkcs11.PublicKey:
 # --- private-key adapters -------------------------------------------------------------
 
 
-class TokenRSAPrivateKey(rsa.RSAPrivateKey):
+class _StaysInToken:
+    """What every token-key adapter shares: no export, and copies are the same key."""
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        """Not available: the private key stays in the HSM."""
+        raise KeyNotExtractable("private_bytes()")
+
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return self
+
+
+class TokenRSAPrivateKey(_StaysInToken, rsa.RSAPrivateKey):
     """A ``cryptography`` RSA private key whose operations run in a PKCS#11 token.
 
     ``private_key`` is a python-pkcs11 ``PrivateKey`` (its session must stay open while
@@ -260,26 +279,11 @@ class TokenRSAPrivateKey(rsa.RSAPrivateKey):
         """Not available: the private key stays in the HSM."""
         raise KeyNotExtractable("private_numbers()")
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        """Not available: the private key stays in the HSM."""
-        raise KeyNotExtractable("private_bytes()")
-
-    def __copy__(self) -> TokenRSAPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> TokenRSAPrivateKey:
-        return self
-
     def __repr__(self) -> str:
         return f"<TokenRSAPrivateKey {self._key.label!r} {self.key_size} bits (in the HSM)>"
 
 
-class TokenECPrivateKey(ec.EllipticCurvePrivateKey):
+class TokenECPrivateKey(_StaysInToken, ec.EllipticCurvePrivateKey):
     """A ``cryptography`` EC private key whose signatures are made in a PKCS#11 token.
 
     ``sign(data, ec.ECDSA(hashes.SHA256()))`` hashes ``data`` in Python, signs the digest
@@ -344,21 +348,6 @@ class TokenECPrivateKey(ec.EllipticCurvePrivateKey):
     def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         """Not available: the private key stays in the HSM."""
         raise KeyNotExtractable("private_numbers()")
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        """Not available: the private key stays in the HSM."""
-        raise KeyNotExtractable("private_bytes()")
-
-    def __copy__(self) -> TokenECPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> TokenECPrivateKey:
-        return self
 
     def __repr__(self) -> str:
         return f"<TokenECPrivateKey {self._key.label!r} {self.curve.name} (in the HSM)>"
