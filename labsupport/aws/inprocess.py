@@ -142,16 +142,9 @@ def simulated_services() -> list[str]:
 
 
 def _load_simulators() -> None:
-    # Importing the simulator packages registers them; done lazily so that
-    # `import labsupport` stays fast and free of circular imports.
-    import importlib
+    from labsupport.layers import load_layers
 
-    for module in ("labsupport.controlplane", "labsupport.kms"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    load_layers(("labsupport.controlplane", "labsupport.kms"))
 
 
 _BOTO_SESSION: boto3.session.Session | None = None

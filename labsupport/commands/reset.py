@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from labsupport.pedagogy.lesson import load_layers
+from labsupport.layers import load_layers
 from labsupport.workspace.home import Workspace
 
 NAME = "reset"

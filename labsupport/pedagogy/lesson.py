@@ -7,7 +7,6 @@ in any order, and twice in a row with the same results.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from dataclasses import dataclass
@@ -16,21 +15,9 @@ from pathlib import Path
 import pkcs11
 
 from labsupport.hsm.tokens import TokenStore
+from labsupport.layers import load_layers
 from labsupport.pedagogy.explain import install_exception_hook
 from labsupport.workspace.home import ENV_LESSON, Workspace
-
-#: Packages that register reset hooks on import (the layers above the HSM backend).
-LAYER_PACKAGES = ("labsupport.controlplane", "labsupport.client", "labsupport.kms")
-
-
-def load_layers() -> None:
-    """Import every layer package so all reset hooks are registered before a reset."""
-    for name in LAYER_PACKAGES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
 
 
 @dataclass(frozen=True)
