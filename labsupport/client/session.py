@@ -990,7 +990,10 @@ class ClusterSession(types.Session):
         if not store:
             link = self._links[prefer] if prefer in self._links else self._any_link("generate")
             refs = [self._client._session_ref() for _ in classes]
-            internal = {Attribute.EXTRACTABLE: requested_extractable}
+            # PKCS#11: CKA_EXTRACTABLE belongs to private and secret keys only (SoftHSM
+            # rejects it on a public key with CKR_ATTRIBUTE_TYPE_INVALID).
+            public_only = classes == [KeyClass.PUBLIC]
+            internal = {} if public_only else {Attribute.EXTRACTABLE: requested_extractable}
             objs = make(link, refs, internal)
             keys = []
             for ref, key_class, obj in zip(refs, classes, objs, strict=True):
@@ -1001,8 +1004,8 @@ class ClusterSession(types.Session):
                     key_type=_key_type_name(key_type, obj),
                     label=obj[Attribute.LABEL],
                     learner_id=bytes(learner_id or b""),
-                    extractable=requested_extractable,
-                    never_extractable=not requested_extractable,
+                    extractable=True if public_only else requested_extractable,
+                    never_extractable=False if public_only else not requested_extractable,
                     local=local,
                     status=KeyStatus.OK,
                     created_on=link.hsm_id,
