@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from client_fixtures import lab
+from client_fixtures import lab, make_aes, pin
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import KDF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 _FIXTURES = (lab,)  # pytest fixtures used as test arguments
@@ -45,3 +45,95 @@ def test_import_public_key(lab, store):
     assert key.verify(digest, raw, mechanism=Mechanism.ECDSA)
     assert not key.verify(hashlib.sha256(b"order 67").digest(), raw, mechanism=Mechanism.ECDSA)
     session.close()
+
+
+def _on_each_hsm(key, attr):
+    """``attr`` as the cluster key reports it when each of its HSMs is the one asked."""
+    key._any()  # resolve the replicas
+    replicas = list(key._reps)
+    values = {}
+    for i, (hsm_id, _) in enumerate(replicas):
+        key._reps = replicas[i:] + replicas[:i]  # this HSM answers reads
+        values[hsm_id] = key[attr]
+    return values
+
+
+def test_synced_key_reports_always_sensitive_like_the_original(lab):
+    session = lab.login("alice")
+    key = make_aes(session, "locked", template={Attribute.EXTRACTABLE: False})
+    assert len(key.hsms) == 2
+    key._any()  # resolve the replicas
+    raw = {h: obj[Attribute.ALWAYS_SENSITIVE] for h, obj in key._reps}
+    assert sorted(raw.values()) == [False, True]  # SoftHSM: the synced copy was unwrapped
+    assert _on_each_hsm(key, Attribute.ALWAYS_SENSITIVE) == dict.fromkeys(raw, True)
+    assert key[Attribute.NEVER_EXTRACTABLE] is True and key[Attribute.LOCAL] is True
+    # a fresh connection reads the record, not a replica
+    with lab.reconnect().login(pin("alice")) as again:
+        same = again.key_by_reference(key.reference)
+        assert same.get_attributes([Attribute.ALWAYS_SENSITIVE, Attribute.NEVER_EXTRACTABLE]) == {
+            Attribute.ALWAYS_SENSITIVE: True,
+            Attribute.NEVER_EXTRACTABLE: True,
+        }
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_unwrapped_key_is_not_never_extractable(lab, store):
+    """PKCS#11: an unwrapped key (CKA_LOCAL false) is neither never-extractable nor
+    always-sensitive, even when unwrapped as non-extractable."""
+    session = lab.login("alice")
+    kek = make_aes(
+        session, "kek", capabilities=None, template={Attribute.WRAP: True, Attribute.UNWRAP: True}
+    )
+    payload = make_aes(session, "payload", template={Attribute.EXTRACTABLE: True})
+    blob = kek.wrap_key(payload, mechanism=Mechanism.AES_KEY_WRAP_PAD)
+    copy = kek.unwrap_key(
+        ObjectClass.SECRET_KEY,
+        KeyType.AES,
+        blob,
+        label="imported",
+        store=store,
+        mechanism=Mechanism.AES_KEY_WRAP_PAD,
+        template={Attribute.EXTRACTABLE: False, Attribute.SENSITIVE: True},
+    )
+    assert copy[Attribute.LOCAL] is False
+    assert copy[Attribute.EXTRACTABLE] is False
+    assert copy[Attribute.NEVER_EXTRACTABLE] is False
+    assert copy[Attribute.ALWAYS_SENSITIVE] is False
+
+
+def test_imported_secret_is_not_never_extractable(lab):
+    session = lab.login("alice")
+    key = session.create_object(
+        {
+            Attribute.CLASS: ObjectClass.SECRET_KEY,
+            Attribute.KEY_TYPE: KeyType.AES,
+            Attribute.VALUE: bytes(range(32)),
+            Attribute.TOKEN: True,
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.ENCRYPT: True,
+        }
+    )
+    assert key[Attribute.LOCAL] is False
+    assert key[Attribute.NEVER_EXTRACTABLE] is False
+    assert key[Attribute.ALWAYS_SENSITIVE] is False
+
+
+def test_derived_key_inherits_the_base_history(lab):
+    session = lab.login("alice")
+    params = session.create_domain_parameters(
+        KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}
+    )
+    pub, priv = params.generate_keypair(
+        store=True, private_template={Attribute.EXTRACTABLE: False, Attribute.DERIVE: True}
+    )
+    assert priv[Attribute.NEVER_EXTRACTABLE] is True and priv[Attribute.ALWAYS_SENSITIVE] is True
+    derived = priv.derive_key(
+        KeyType.AES,
+        256,
+        store=True,
+        mechanism_param=(KDF.NULL, None, pub[Attribute.EC_POINT]),
+        template={Attribute.EXTRACTABLE: False, Attribute.SENSITIVE: True},
+    )
+    assert set(_on_each_hsm(derived, Attribute.ALWAYS_SENSITIVE).values()) == {True}
+    assert derived[Attribute.NEVER_EXTRACTABLE] is True

@@ -36,7 +36,7 @@ from labsupport.client.endpoints import ClusterView, HsmEndpoint
 from labsupport.client.errors import KeyAvailabilityError, UserError, WrongRole
 from labsupport.client.keys import KeyClass, KeyRecord, KeyStatus, format_ref
 from labsupport.client.links import HsmLink
-from labsupport.client.session import ClusterKey, ClusterSession
+from labsupport.client.session import ClusterKey, ClusterSession, secrecy_history
 from labsupport.client.users import Role, User, UserDirectory, normalize_username, split_pin
 from labsupport.errors import LabError, TokenNotFound
 from labsupport.hsm.tokens import TokenStore, token_store
@@ -369,6 +369,7 @@ class Client:
         make: Callable[[HsmLink, list[int], dict[Attribute, Any]], list[pkcs11.Object]],
         prefer: str | None,
         local: bool,
+        inherit: tuple[bool, bool] | None = None,
     ) -> list[ClusterKey]:
         if not session._order:
             raise LabError(
@@ -424,6 +425,10 @@ class Client:
                     rec["status"] = KeyStatus.OK.value
                     rec["label"] = obj[Attribute.LABEL]
                     rec["created_on"] = prefer
+                    if rec["key_class"] != KeyClass.PUBLIC.value:
+                        never, always = secrecy_history(obj, extractable, local, inherit)
+                        rec["never_extractable"] = never
+                        rec["always_sensitive"] = always
                     try:
                         rec["key_type"] = pkcs11.KeyType(obj[Attribute.KEY_TYPE]).name
                     except (pkcs11.PKCS11Error, ValueError):

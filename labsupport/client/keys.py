@@ -97,6 +97,9 @@ class KeyRecord:
     extractable: bool = True
     never_extractable: bool = False
     local: bool = True
+    #: CKA_ALWAYS_SENSITIVE as the HSM that made the key reported it (None: not recorded,
+    #: e.g. public keys, which do not have it).
+    always_sensitive: bool | None = None
     shared: tuple[str, ...] = ()
     status: KeyStatus = KeyStatus.PENDING
     pair: int | None = None
@@ -131,6 +134,9 @@ class KeyRecord:
             extractable=bool(data.get("extractable", True)),
             never_extractable=bool(data.get("never_extractable", False)),
             local=bool(data.get("local", True)),
+            always_sensitive=(
+                None if data.get("always_sensitive") is None else bool(data["always_sensitive"])
+            ),
             shared=tuple(data.get("shared", ())),
             status=KeyStatus(data.get("status", "ok")),
             pair=data.get("pair"),

@@ -86,7 +86,16 @@ _CAPABILITIES = (
     Attribute.UNWRAP,
     Attribute.DERIVE,
 )
-_RECORD_ATTRS = (Attribute.ID, Attribute.EXTRACTABLE, Attribute.NEVER_EXTRACTABLE, Attribute.LOCAL)
+# Read from the key's record, not from a replica: a copy made by synchronization is an
+# unwrapped key, for which SoftHSM reports CKA_ALWAYS_SENSITIVE (and CKA_NEVER_EXTRACTABLE)
+# false; every HSM must report what the original reports.
+_RECORD_ATTRS = (
+    Attribute.ID,
+    Attribute.EXTRACTABLE,
+    Attribute.NEVER_EXTRACTABLE,
+    Attribute.LOCAL,
+    Attribute.ALWAYS_SENSITIVE,
+)
 # SoftHSM 2.6 leaves CKA_VALUE_LEN and CKA_CHECK_VALUE empty on unwrapped copies: the
 # record keeps the values read from the HSM that generated the key.
 _EXTRA_ATTRS = {Attribute.VALUE_LEN: "value_len", Attribute.CHECK_VALUE: "check_value"}
@@ -280,6 +289,8 @@ class ClusterKey:
             return rec.extractable
         if attr == Attribute.NEVER_EXTRACTABLE:
             return rec.never_extractable
+        if attr == Attribute.ALWAYS_SENSITIVE:
+            return rec.always_sensitive  # None (not recorded): read it from an HSM
         return rec.local
 
     def _extra_attr(self, attr: Attribute) -> Any:
@@ -293,7 +304,9 @@ class ClusterKey:
 
     def __getitem__(self, attr: Attribute) -> Any:
         if attr in _RECORD_ATTRS and (self._record is not None or self._home is None):
-            return self._record_attr(attr)
+            value = self._record_attr(attr)
+            if value is not None:
+                return value
         if attr in _EXTRA_ATTRS:
             value = self._extra_attr(attr)
             if value is not None:
@@ -513,6 +526,9 @@ class _Derive(types.DeriveMixin):
         rec = self._current_record()
         if rec is not None:
             rec.require_use(s.username, "derive")
+        # PKCS#11 (C_DeriveKey): the new key is never-extractable / always-sensitive only if
+        # the base key is, so take the base key's values from its record.
+        inherit = (bool(self[Attribute.NEVER_EXTRACTABLE]), bool(self[Attribute.ALWAYS_SENSITIVE]))
         base = self._route("derive")
         hsm_id = next(h for h, obj in self._reps if obj is base)
 
@@ -532,7 +548,15 @@ class _Derive(types.DeriveMixin):
             ]
 
         return s._create(
-            [KeyClass.SECRET], key_type, store, id, template, make, prefer=hsm_id, local=False
+            [KeyClass.SECRET],
+            key_type,
+            store,
+            id,
+            template,
+            make,
+            prefer=hsm_id,
+            local=False,
+            inherit=inherit,
         )[0]
 
 
@@ -981,8 +1005,13 @@ class ClusterSession(types.Session):
         make: Callable[[HsmLink, list[int], dict[Attribute, Any]], list[pkcs11.Object]],
         prefer: str | None = None,
         local: bool = True,
+        inherit: tuple[bool, bool] | None = None,
     ) -> list[ClusterKey]:
-        """Create key object(s) with ``make`` on one HSM; for token keys copy them to all."""
+        """Create key object(s) with ``make`` on one HSM; for token keys copy them to all.
+
+        ``local`` is False for keys made outside this HSM's generator (unwrapped, imported,
+        derived); ``inherit`` is a derived key's base (never_extractable, always_sensitive).
+        """
         self._require_open()
         self._fresh()
         template = template or {}
@@ -997,6 +1026,8 @@ class ClusterSession(types.Session):
             objs = make(link, refs, internal)
             keys = []
             for ref, key_class, obj in zip(refs, classes, objs, strict=True):
+                public = key_class is KeyClass.PUBLIC
+                never, always = secrecy_history(obj, requested_extractable, local, inherit)
                 rec = KeyRecord(
                     ref=ref,
                     owner=self.username,
@@ -1004,8 +1035,9 @@ class ClusterSession(types.Session):
                     key_type=_key_type_name(key_type, obj),
                     label=obj[Attribute.LABEL],
                     learner_id=bytes(learner_id or b""),
-                    extractable=True if public_only else requested_extractable,
-                    never_extractable=False if public_only else not requested_extractable,
+                    extractable=True if public else requested_extractable,
+                    never_extractable=False if public else never,
+                    always_sensitive=None if public else always,
                     local=local,
                     status=KeyStatus.OK,
                     created_on=link.hsm_id,
@@ -1021,8 +1053,31 @@ class ClusterSession(types.Session):
                 "session: client.login(pin) or token.open(rw=True, user_pin=pin)."
             )
         return self._client._create_token_keys(
-            self, classes, key_type, learner_id, requested_extractable, make, prefer, local
+            self, classes, key_type, learner_id, requested_extractable, make, prefer, local, inherit
         )
+
+
+def secrecy_history(
+    obj: pkcs11.Object, extractable: bool, local: bool, inherit: tuple[bool, bool] | None
+) -> tuple[bool, bool]:
+    """CKA_NEVER_EXTRACTABLE and CKA_ALWAYS_SENSITIVE a real HSM reports for a new key.
+
+    ``obj`` is the key as first made (on the HSM that made it, possibly with
+    CKA_EXTRACTABLE forced true so it can be synchronized); ``extractable`` is what the
+    caller asked for. PKCS#11: a generated key (CKA_LOCAL true) is never-extractable when
+    created non-extractable; an unwrapped or imported key is neither never-extractable nor
+    always-sensitive; a derived key is only if its base key is (``inherit``).
+    """
+    try:
+        sensitive = bool(obj[Attribute.SENSITIVE])
+        always = bool(obj[Attribute.ALWAYS_SENSITIVE])
+    except (ckr.AttributeTypeInvalid, ckr.AttributeSensitive):
+        sensitive = always = False
+    if inherit is not None:
+        return inherit[0] and not extractable, inherit[1] and sensitive
+    if not local:
+        return False, False
+    return not extractable, always
 
 
 def _key_type_name(key_type: Any, obj: pkcs11.Object) -> str:
