@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from pkcs11 import KDF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from labsupport.crypto.signatures import token_mechanisms
+
 _FIXTURES = (lab,)  # pytest fixtures used as test arguments
 
 
@@ -137,3 +139,21 @@ def test_derived_key_inherits_the_base_history(lab):
     )
     assert set(_on_each_hsm(derived, Attribute.ALWAYS_SENSITIVE).values()) == {True}
     assert derived[Attribute.NEVER_EXTRACTABLE] is True
+
+
+def test_cluster_token_has_a_slot_listing_common_mechanisms(lab):
+    token = lab.client.token
+    slot = token.slot
+    assert slot is not None and slot.get_token() is token
+    per_hsm = []
+    for endpoint in lab.client._routable():
+        per_hsm.append(set(lab.client._link(endpoint).session.token.slot.get_mechanisms()))
+    assert len(per_hsm) == 2
+    mechanisms = slot.get_mechanisms()
+    assert mechanisms == set.intersection(*per_hsm)
+    assert {Mechanism.AES_GCM, Mechanism.RSA_PKCS_OAEP, Mechanism.ECDSA} <= mechanisms
+    info = slot.get_mechanism_info(Mechanism.AES_KEY_GEN)
+    assert info.min_key_length <= 32 <= info.max_key_length
+    with lab.login("alice") as session:
+        assert session.token.slot.get_mechanisms() == mechanisms
+        assert token_mechanisms(session) == frozenset(mechanisms)

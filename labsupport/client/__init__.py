@@ -9,6 +9,7 @@ CloudHSM CLI) for a cluster whose HSMs are SoftHSM tokens::
     cl = chsm.connect()
     cl.cli.run("cluster activate", password=admin_password)
     session = cl.login("alice:her-password")        # an ordinary python-pkcs11 Session
+    cl.token.slot.get_mechanisms()                  # one PKCS#11 slot represents the cluster
 
 See :mod:`labsupport.client.session` for how operations are routed to the HSMs and
 where the simulation differs from a real cluster.
@@ -16,7 +17,13 @@ where the simulation differs from a real cluster.
 
 from labsupport.client.balancer import Request, RequestLog
 from labsupport.client.cli import CliResult, CloudHsmCli
-from labsupport.client.client import AVAILABILITY_MESSAGE, Client, ClusterToken, connect
+from labsupport.client.client import (
+    AVAILABILITY_MESSAGE,
+    Client,
+    ClusterSlot,
+    ClusterToken,
+    connect,
+)
 from labsupport.client.config import (
     ClientConfig,
     config_path,
@@ -60,6 +67,7 @@ __all__ = [
     "ClusterKey",
     "ClusterNotActive",
     "ClusterSession",
+    "ClusterSlot",
     "ClusterToken",
     "ClusterView",
     "HsmEndpoint",

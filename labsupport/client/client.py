@@ -26,14 +26,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pkcs11
-from pkcs11 import Attribute, TokenFlag, types
+from pkcs11 import Attribute, SlotFlag, TokenFlag, types
 
 from labsupport.client import config as _config
 from labsupport.client import resolver, sync
 from labsupport.client.balancer import RequestLog
 from labsupport.client.clusterdata import ClusterStore
 from labsupport.client.endpoints import ClusterView, HsmEndpoint
-from labsupport.client.errors import KeyAvailabilityError, UserError, WrongRole
+from labsupport.client.errors import KeyAvailabilityError, NoHsmAvailable, UserError, WrongRole
 from labsupport.client.keys import KeyClass, KeyRecord, KeyStatus, format_ref
 from labsupport.client.links import HsmLink
 from labsupport.client.session import ClusterKey, ClusterSession, secrecy_history
@@ -53,15 +53,104 @@ AVAILABILITY_MESSAGE = (
 _session_counter = itertools.count(1)
 
 
-class ClusterToken(types.Token):
-    """The one PKCS#11 token (slot) that represents the whole cluster.
+class ClusterSlot(types.Slot):
+    """The one PKCS#11 slot that represents the whole cluster (``token.slot``).
 
-    ``token.open(user_pin="alice:password", rw=True)`` is the same as
-    ``client.login("alice:password", rw=True)``. Its label is the cluster id.
+    As with CloudHSM's PKCS#11 library, one slot represents the cluster, not one HSM.
+    ``get_mechanisms()`` returns the mechanisms every ACTIVE HSM supports (the ones any
+    request can be routed with); ``get_mechanism_info(mechanism)`` asks one of the HSMs
+    (they are identical), as do the version properties.
     """
 
     def __init__(self, client: Client) -> None:
         self._client = client
+
+    def _identity(self) -> Any:
+        return ("ClusterSlot", self._client.cluster_id)
+
+    def _hsm_slots(self) -> list[types.Slot]:
+        client = self._client
+        client.poll(force=True)
+        slots = []
+        for endpoint in client._routable():
+            try:
+                slots.append(client._link(endpoint).session.token.slot)
+            except (TokenNotFound, pkcs11.PKCS11Error):
+                continue  # an HSM that went away: the next poll routes around it
+        if not slots:
+            raise NoHsmAvailable(
+                "The cluster has no ACTIVE HSM to answer for the slot.",
+                "Create an HSM (cloudhsm.create_hsm(...)) and wait for it to become ACTIVE.",
+            )
+        return slots
+
+    @property
+    def slot_id(self) -> int:  # type: ignore[override]
+        """The slot id (the lab's cluster client has one slot)."""
+        return 0
+
+    @property
+    def slot_description(self) -> str:  # type: ignore[override]
+        """Which cluster this slot represents."""
+        return f"CloudHSM cluster {self._client.cluster_id}"
+
+    @property
+    def manufacturer_id(self) -> str:  # type: ignore[override]
+        """Who made this slot (the lab's simulation)."""
+        return "CloudHSM Lab (simulated)"
+
+    @property
+    def flags(self) -> SlotFlag:  # type: ignore[override]
+        """Slot flags: a token is present."""
+        return SlotFlag.TOKEN_PRESENT
+
+    @property
+    def hardware_version(self) -> tuple[int, int]:  # type: ignore[override]
+        """Hardware version, as one HSM reports it."""
+        return self._hsm_slots()[0].hardware_version
+
+    @property
+    def firmware_version(self) -> tuple[int, int]:  # type: ignore[override]
+        """Firmware version, as one HSM reports it."""
+        return self._hsm_slots()[0].firmware_version
+
+    @property
+    def cryptoki_version(self) -> tuple[int, int]:  # type: ignore[override]
+        """PKCS#11 API version, as one HSM reports it."""
+        return self._hsm_slots()[0].cryptoki_version
+
+    def get_token(self) -> ClusterToken:
+        """The cluster's token."""
+        return self._client.token
+
+    def get_mechanisms(self) -> set[Any]:
+        """The mechanisms every ACTIVE HSM of the cluster supports (``C_GetMechanismList``)."""
+        common: set[Any] | None = None
+        for slot in self._hsm_slots():
+            mechanisms = set(slot.get_mechanisms())
+            common = mechanisms if common is None else common & mechanisms
+        return common or set()
+
+    def get_mechanism_info(self, mechanism: Any) -> Any:
+        """Key sizes and flags of ``mechanism``, from one of the HSMs (``C_GetMechanismInfo``)."""
+        return self._hsm_slots()[0].get_mechanism_info(mechanism)
+
+    def __repr__(self) -> str:
+        return f"<ClusterSlot {self._client.cluster_id}>"
+
+
+class ClusterToken(types.Token):
+    """The one PKCS#11 token (in one slot) that represents the whole cluster.
+
+    ``token.open(user_pin="alice:password", rw=True)`` is the same as
+    ``client.login("alice:password", rw=True)``. Its label is the cluster id.
+    ``token.slot`` is a :class:`ClusterSlot`: one PKCS#11 slot represents the cluster, and
+    ``token.slot.get_mechanisms()`` lists what every ACTIVE HSM supports.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._slot = ClusterSlot(client)
 
     def _identity(self) -> Any:
         return ("ClusterToken", self._client.cluster_id)
@@ -92,9 +181,9 @@ class ClusterToken(types.Token):
         return TokenFlag.LOGIN_REQUIRED | TokenFlag.RNG | TokenFlag.TOKEN_INITIALIZED
 
     @property
-    def slot(self) -> Any:
-        """There is no separate slot object in the lab."""
-        return None
+    def slot(self) -> ClusterSlot:  # type: ignore[override]
+        """The slot: one PKCS#11 slot represents the whole cluster."""
+        return self._slot
 
     def open(
         self,
@@ -569,4 +658,4 @@ def connect(workspace: Workspace | None = None) -> Client:
     return client
 
 
-__all__ = ["Client", "ClusterToken", "User", "connect"]
+__all__ = ["Client", "ClusterSlot", "ClusterToken", "User", "connect"]
