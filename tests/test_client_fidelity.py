@@ -9,8 +9,10 @@ from client_fixtures import lab, make_aes, pin
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from pkcs11 import KDF, Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.exceptions import KeyHandleInvalid
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from labsupport.client import SessionKeyLost
 from labsupport.crypto.signatures import token_mechanisms
 
 _FIXTURES = (lab,)  # pytest fixtures used as test arguments
@@ -157,3 +159,22 @@ def test_cluster_token_has_a_slot_listing_common_mechanisms(lab):
     with lab.login("alice") as session:
         assert session.token.slot.get_mechanisms() == mechanisms
         assert token_mechanisms(session) == frozenset(mechanisms)
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_using_a_deleted_key_says_it_was_deleted(lab, store):
+    session = lab.login("alice")
+    key = session.generate_key(KeyType.AES, 256, label="gone", store=store)
+    key.destroy()
+    with pytest.raises(KeyHandleInvalid, match="was deleted") as info:
+        key.encrypt(b"x" * 16, mechanism=Mechanism.AES_ECB)
+    assert not isinstance(info.value, SessionKeyLost)
+    assert "went away" not in str(info.value)
+
+
+def test_session_key_lost_with_its_hsm_still_says_so(lab):
+    session = lab.login("alice")
+    key = session.generate_key(KeyType.AES, 256, label="lost", store=False)
+    lab.cluster.add_hsm()  # creating a token re-initializes PKCS#11 in this kernel
+    with pytest.raises(SessionKeyLost, match="went away"):
+        key.encrypt(b"x" * 16, mechanism=Mechanism.AES_ECB)

@@ -127,6 +127,7 @@ class ClusterKey:
         self._class = key_class
         self._record = record
         self._home = home  # session keys: (hsm id, link, link generation, object)
+        self._deleted = False  # session keys: destroyed by the user (not lost with an HSM)
         self._stamp = -1
         self._rr = 0
         self._reps: list[tuple[str, pkcs11.Object]] = []
@@ -195,6 +196,8 @@ class ClusterKey:
         client = s._client
         if self._home is not None:
             hsm_id, link, generation, obj = self._home
+            if self._deleted:
+                raise ckr.KeyHandleInvalid(f"Session key {self.reference} was deleted.")
             if s._links.get(hsm_id) is not link or link.generation != generation or not link.alive:
                 raise SessionKeyLost(
                     f"Session key {self.reference} is gone: it lived only on {hsm_id}, and "
@@ -363,6 +366,7 @@ class ClusterKey:
                 obj.destroy()
             s._session_keys.pop(self.ref, None)
             self._home = (hsm_id, link, -2, obj)
+            self._deleted = True
             return
         s._client._destroy_token_key(s, self.ref)
         self._stamp = -1
