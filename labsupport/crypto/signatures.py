@@ -134,8 +134,9 @@ class SigningPlan:
 def token_mechanisms(session: pkcs11.Session) -> frozenset[Mechanism] | None:
     """The mechanisms the token behind ``session`` supports (``C_GetMechanismList``).
 
-    None when the session does not expose a slot to ask (the lab's cluster client
-    represents the whole cluster as one token without a separate slot object).
+    On the lab's cluster client the slot is the one slot that represents the whole
+    cluster, listing what every ACTIVE HSM supports. None when a session exposes no
+    slot at all (then callers fall back to a trial call).
     """
     slot = getattr(session.token, "slot", None)
     if slot is None:
