@@ -177,7 +177,27 @@ def find_public_key(private_key: pkcs11.PrivateKey) -> pkcs11.PublicKey:
 
 
 class _StaysInToken:
-    """What every token-key adapter shares: no export, and copies are the same key."""
+    """What every token-key adapter shares: adopting the token key and its public half,
+    no export, and copies that are the same key."""
+
+    _key_type: KeyType
+    _public_type: type
+
+    def __init__(self, private_key: pkcs11.PrivateKey, public_key: Any = None) -> None:
+        if private_key.key_type != self._key_type:
+            raise ValueError(
+                f"expected an {self._key_type.name} private key, got {private_key.key_type!r}"
+            )
+        self._key = private_key
+        if public_key is None:
+            public_key = public_key_from_token(find_public_key(private_key))
+            assert isinstance(public_key, self._public_type)
+        self._public = public_key
+
+    @property
+    def token_key(self) -> pkcs11.PrivateKey:
+        """The python-pkcs11 key object this adapter signs with."""
+        return self._key
 
     def private_bytes(
         self,
@@ -204,22 +224,8 @@ class TokenRSAPrivateKey(_StaysInToken, rsa.RSAPrivateKey):
     ``decrypt`` with OAEP or PKCS#1 v1.5.
     """
 
-    def __init__(
-        self, private_key: pkcs11.PrivateKey, public_key: rsa.RSAPublicKey | None = None
-    ) -> None:
-        if private_key.key_type != KeyType.RSA:
-            raise ValueError(f"expected an RSA private key, got {private_key.key_type!r}")
-        self._key = private_key
-        if public_key is None:
-            found = public_key_from_token(find_public_key(private_key))
-            assert isinstance(found, rsa.RSAPublicKey)
-            public_key = found
-        self._public = public_key
-
-    @property
-    def token_key(self) -> pkcs11.PrivateKey:
-        """The python-pkcs11 key object this adapter signs with."""
-        return self._key
+    _key_type = KeyType.RSA
+    _public_type = rsa.RSAPublicKey
 
     @property
     def key_size(self) -> int:
@@ -290,24 +296,8 @@ class TokenECPrivateKey(_StaysInToken, ec.EllipticCurvePrivateKey):
     with ``CKM_ECDSA`` in the token and returns the DER signature X.509 uses.
     """
 
-    def __init__(
-        self,
-        private_key: pkcs11.PrivateKey,
-        public_key: ec.EllipticCurvePublicKey | None = None,
-    ) -> None:
-        if private_key.key_type != KeyType.EC:
-            raise ValueError(f"expected an EC private key, got {private_key.key_type!r}")
-        self._key = private_key
-        if public_key is None:
-            found = public_key_from_token(find_public_key(private_key))
-            assert isinstance(found, ec.EllipticCurvePublicKey)
-            public_key = found
-        self._public = public_key
-
-    @property
-    def token_key(self) -> pkcs11.PrivateKey:
-        """The python-pkcs11 key object this adapter signs with."""
-        return self._key
+    _key_type = KeyType.EC
+    _public_type = ec.EllipticCurvePublicKey
 
     @property
     def curve(self) -> ec.EllipticCurve:
