@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
+from labsupport.hsm.x509 import add_ca_extensions
 from labsupport.workspace.home import Workspace
 
 #: File names AWS uses for the two roots you download to verify an HSM.
@@ -118,29 +119,6 @@ def _utc(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
 
 
-def _ca_extensions(
-    builder: x509.CertificateBuilder, public_key: PublicKey, path_length: int | None
-) -> x509.CertificateBuilder:
-    return (
-        builder.add_extension(x509.BasicConstraints(ca=True, path_length=path_length), True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False)
-    )
-
-
 def _self_signed_ca(
     name: x509.Name, key: PrivateKey, now: dt.datetime, days: int
 ) -> x509.Certificate:
@@ -153,7 +131,7 @@ def _self_signed_ca(
         .not_valid_before(now - _DAY)
         .not_valid_after(now + dt.timedelta(days=days))
     )
-    return _ca_extensions(builder, key.public_key(), None).sign(key, _hash_for(key))
+    return add_ca_extensions(builder, key.public_key(), None).sign(key, _hash_for(key))
 
 
 # --- the simulated AWS and manufacturer roots --------------------------------------------
@@ -246,7 +224,7 @@ def issue_hardware_certificate(
         .not_valid_before(start - _DAY)
         .not_valid_after(start + 20 * 365 * _DAY)
     )
-    builder = _ca_extensions(builder, hardware_key, 0).add_extension(
+    builder = add_ca_extensions(builder, hardware_key, 0).add_extension(
         x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False
     )
     return builder.sign(issuer.key, _hash_for(issuer.key))

@@ -28,7 +28,7 @@ from labsupport.crypto.interop import public_key_pem, to_cryptography
 from labsupport.crypto.keygen import KeyPair
 from labsupport.crypto.signatures import SignatureScheme, sign
 from labsupport.errors import LabError
-from labsupport.hsm.x509 import token_private_key
+from labsupport.hsm.x509 import add_ca_extensions, token_private_key
 
 
 @dataclass(frozen=True)
@@ -141,23 +141,8 @@ def create_ca_certificate(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     )
+    builder = add_ca_extensions(builder, public, path_length=0, digital_signature=False)
     return builder.sign(signer, _hash_for(signer))
 
 

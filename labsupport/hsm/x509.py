@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 import pkcs11
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
@@ -352,3 +353,30 @@ def token_private_key(
     if private_key.key_type == KeyType.EC:
         return TokenECPrivateKey(private_key)
     raise ValueError(f"unsupported key type {private_key.key_type!r}: expected RSA or EC")
+
+
+def add_ca_extensions(
+    builder: x509.CertificateBuilder,
+    public_key: Any,
+    path_length: int | None,
+    digital_signature: bool = True,
+) -> x509.CertificateBuilder:
+    """Add the extensions of a CA certificate: critical BasicConstraints(ca=True) and
+    KeyUsage (keyCertSign, cRLSign, optionally digitalSignature), and the subject key id.
+    """
+    usage = x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    return (
+        builder.add_extension(x509.BasicConstraints(ca=True, path_length=path_length), True)
+        .add_extension(usage, True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False)
+    )
