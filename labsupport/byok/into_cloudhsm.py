@@ -50,8 +50,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
-from pkcs11.attributes import ALL_CAPABILITIES
-from pkcs11.constants import DEFAULT
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.byok.kcv import KcvUnavailable, hsm_kcv, kcv
@@ -70,9 +68,9 @@ from labsupport.crypto.hashes import HashAlg
 from labsupport.crypto.interop import encrypt_outside, to_cryptography, verify_outside
 from labsupport.crypto.keygen import KeyPair, KeySpec, Usage, generate_key_pair, key_template
 from labsupport.crypto.signatures import SignatureScheme, sign
+from labsupport.crypto.wrapping import unwrap_template
 
 _EPHEMERAL_AES_BYTES = 32
-_KWARG_ATTRIBUTES = (Attribute.CLASS, Attribute.LABEL, Attribute.ID, Attribute.TOKEN)
 
 
 class UnwrapFailed(CryptoLabError):
@@ -231,20 +229,6 @@ def _default_usage(object_class: ObjectClass) -> Usage:
     return Usage.ENCRYPT if object_class is ObjectClass.SECRET_KEY else Usage.SIGN
 
 
-def _template(
-    object_class: ObjectClass, label: str, usage: Usage, token: bool, extractable: bool
-) -> dict[Attribute, Any]:
-    template = key_template(
-        object_class, label=label, usage=usage, token=token, extractable=extractable
-    )
-    template = {k: v for k, v in template.items() if k not in _KWARG_ATTRIBUTES}
-    # python-pkcs11 adds every usage attribute to an unwrap template; DEFAULT drops the
-    # ones that do not belong to this object class (CKA_ENCRYPT on a private key …).
-    for attr in ALL_CAPABILITIES:
-        template.setdefault(attr, DEFAULT)
-    return template
-
-
 def _unwrap(
     unwrapping_key: pkcs11.Key,
     data: bytes,
@@ -266,7 +250,9 @@ def _unwrap(
         store=token,
         mechanism=mechanism,
         mechanism_param=param,
-        template=_template(object_class, label, usage, token, extractable),
+        template=unwrap_template(
+            object_class, label=label, usage=usage, token=token, extractable=extractable
+        ),
     )
 
 

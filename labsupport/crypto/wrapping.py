@@ -23,6 +23,7 @@ an auditor it was not generated in this HSM.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
@@ -78,6 +79,30 @@ def wrap_key(
     )
 
 
+#: Attributes python-pkcs11 takes as keyword arguments of unwrap_key (not in the template).
+KWARG_ATTRIBUTES = (Attribute.CLASS, Attribute.LABEL, Attribute.ID, Attribute.TOKEN)
+
+
+def unwrap_template(
+    object_class: ObjectClass, *, label: str, usage: Usage, token: bool, extractable: bool
+) -> dict[Attribute, Any]:
+    """The CloudHSM-like template for ``C_UnwrapKey``, ready for python-pkcs11's ``template=``.
+
+    CKA_CLASS, CKA_LABEL, CKA_ID and CKA_TOKEN are left out: python-pkcs11 takes them as
+    keyword arguments.
+    """
+    template = key_template(
+        object_class, label=label, usage=usage, token=token, extractable=extractable
+    )
+    for attr in KWARG_ATTRIBUTES:
+        template.pop(attr, None)
+    # python-pkcs11 adds every usage attribute to an unwrap template; DEFAULT drops the
+    # ones that do not belong to this object class (CKA_ENCRYPT on a private key, …).
+    for attr in ALL_CAPABILITIES:
+        template.setdefault(attr, DEFAULT)
+    return template
+
+
 def unwrap_key(
     unwrapping_key: pkcs11.Key,
     wrapped: bytes,
@@ -100,20 +125,9 @@ def unwrap_key(
     """
     require_capability(unwrapping_key, Attribute.UNWRAP, "unwrap keys")
     key_id = new_key_id() if key_id is None else key_id
-    template = key_template(
-        object_class,
-        label=label,
-        usage=usage,
-        token=token,
-        extractable=extractable,
-        key_id=key_id,
+    template = unwrap_template(
+        object_class, label=label, usage=usage, token=token, extractable=extractable
     )
-    for attr in (Attribute.CLASS, Attribute.LABEL, Attribute.ID, Attribute.TOKEN):
-        del template[attr]  # passed as python-pkcs11 keyword arguments below
-    # python-pkcs11 adds every usage attribute to an unwrap template; drop those that do
-    # not belong to this object class (CKA_ENCRYPT on a private key, …).
-    for attr in ALL_CAPABILITIES:
-        template.setdefault(attr, DEFAULT)
     return unwrapping_key.unwrap_key(
         object_class,
         key_type,
