@@ -67,7 +67,10 @@ def _with_nav(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
     ]
     cell = nbformat.v4.new_markdown_cell(text)
     cell.metadata["tags"] = [NAV_TAG]
-    cell.pop("id", None)
+    if nb.nbformat_minor >= 5:  # nbformat 4.5 requires a cell id; a stable one keeps diffs small
+        cell.id = NAV_TAG
+    else:  # 4.4 forbids ids
+        cell.pop("id", None)
     nb.cells = [*cells, cell]
     return nb
 
