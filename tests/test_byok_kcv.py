@@ -10,8 +10,8 @@ from pkcs11 import Attribute
 
 from labsupport import byok
 from labsupport.byok import KcvMethod, KcvUnavailable
-from labsupport.byok.kcv import KCV_BYTES
 from labsupport.crypto import KeySpec, Usage, generate_key_pair, generate_secret_key
+from labsupport.crypto.kcv import KCV_BYTES
 
 # AES(zero key, zero block): FIPS-197-style known answers for all-zero keys.
 ZERO_KEY_ECB = {

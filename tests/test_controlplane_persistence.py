@@ -64,7 +64,7 @@ def test_hsm_token_usable_from_another_process(workspace: Any, cloudhsm: Any, ec
         from cryptography import x509
         from labsupport.controlplane import describe_cluster
         from labsupport.hsm import token_store
-        from labsupport.hsm.x509 import public_key_from_token
+        from labsupport.crypto.x509 import public_key_from_token
         cluster = describe_cluster(None, "{cid}")
         with token_store().open_session(cluster.hsms[0].token_label) as s:
             pub = s.get_key(object_class=pkcs11.ObjectClass.PUBLIC_KEY, label="cluster-identity")

@@ -1,5 +1,5 @@
 """Cluster PKI: the HSM certificate chain checked with openssl, the learner's CA, the
-rejections of InitializeCluster, and the token-key adapters of labsupport.hsm.x509."""
+rejections of InitializeCluster, and the token-key adapters of labsupport.crypto.x509."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ from pkcs11 import Attribute, KeyType, Mechanism
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.controlplane import pki
-from labsupport.hsm import token_store
-from labsupport.hsm.x509 import (
+from labsupport.crypto.x509 import (
     KeyNotExtractable,
     TokenECPrivateKey,
     TokenRSAPrivateKey,
     public_key_from_token,
     token_private_key,
 )
+from labsupport.hsm import token_store
 
 __all__ = ["cloudhsm", "ec2", "fast"]
 
@@ -235,7 +235,7 @@ def test_pss_signed_cluster_certificate_is_accepted(cloudhsm: Any, certs: dict[s
     )
 
 
-# --- labsupport.hsm.x509: cryptography objects whose key stays in the token -------------
+# --- labsupport.crypto.x509: cryptography objects whose key stays in the token -------------
 
 
 @pytest.fixture

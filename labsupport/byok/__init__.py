@@ -8,8 +8,10 @@ Modules, by flow:
 * :mod:`~labsupport.byok.into_cloudhsm` — into CloudHSM: an RSA *import key* in the HSM,
   material wrapped outside with ``rsa-oaep`` (AES keys) or ``rsa-aes`` (private keys),
   ``C_UnwrapKey`` inside; the weaker plaintext import; round-trip proofs.
-* :mod:`~labsupport.byok.oaep` — which RSA-OAEP hashes the token accepts for (un)wrapping.
-* :mod:`~labsupport.byok.kcv` — key check values (CloudHSM's AES-ECB method, and CMAC).
+* :func:`oaep_hashes_for` — which RSA-OAEP hashes the token accepts for (un)wrapping
+  (:func:`labsupport.crypto.oaep.oaep_hashes`, under lesson 05's name).
+* key check values — CloudHSM's AES-ECB method, and CMAC (:mod:`labsupport.crypto.kcv`,
+  re-exported here).
 * :mod:`~labsupport.byok.into_kms` — into KMS from CloudHSM: GetParametersForImport, wrap
   in the HSM, ImportKeyMaterial — keep a copy of your KMS key material in your own HSM.
 * :mod:`~labsupport.byok.keystore` — the KMS custom key store requirements, checked on
@@ -43,7 +45,6 @@ from labsupport.byok.into_kms import (
     load_wrapping_key,
     wrap_in_hsm,
 )
-from labsupport.byok.kcv import KcvMethod, KcvUnavailable, format_kcv, hsm_kcv, kcv
 from labsupport.byok.keystore import (
     KMS_USER,
     KeyStoreReadiness,
@@ -59,7 +60,8 @@ from labsupport.byok.material import (
     read_pem_file,
     write_pem_file,
 )
-from labsupport.byok.oaep import oaep_hashes_for
+from labsupport.crypto.kcv import KcvMethod, KcvUnavailable, format_kcv, hsm_kcv, kcv
+from labsupport.crypto.oaep import oaep_hashes as oaep_hashes_for
 
 __all__ = [
     "KMS_USER",

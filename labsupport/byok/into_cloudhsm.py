@@ -24,7 +24,7 @@ from its two halves — ``C_UnwrapKey`` with RSA-OAEP gives a temporary AES sess
 that may only unwrap, ``C_UnwrapKey`` with AES-KWP gives the private key, and the
 temporary key is destroyed. SoftHSM 2.6.1 also accepts RSA-OAEP with SHA-1 only (SHA-256
 answers ``CKR_ARGUMENTS_BAD``); CloudHSM's documentation uses SHA-256. Pass the hash the
-token accepts (:func:`labsupport.byok.oaep_hashes_for` asks it) to both sides.
+token accepts (:func:`labsupport.byok.oaep_hashes` asks it) to both sides.
 
 A key that arrived this way is not *local*: ``CKA_LOCAL`` is false forever, which tells
 an auditor it was born outside this HSM. :func:`round_trip` proves the HSM now holds the
@@ -48,13 +48,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from labsupport.byok.kcv import KcvUnavailable, hsm_kcv, kcv
 from labsupport.byok.material import Material, describe, pkcs8_der, read_pem_file
-from labsupport.byok.oaep import require_oaep_hash
 from labsupport.crypto.checks import CryptoLabError, GcmAuthenticationFailed, require_capability
 from labsupport.crypto.ciphers import (
     GcmCiphertext,
@@ -66,11 +63,11 @@ from labsupport.crypto.ciphers import (
 )
 from labsupport.crypto.hashes import HashAlg
 from labsupport.crypto.interop import encrypt_outside, to_cryptography, verify_outside
+from labsupport.crypto.kcv import KcvUnavailable, hsm_kcv, kcv
 from labsupport.crypto.keygen import KeyPair, KeySpec, Usage, generate_key_pair, key_template
+from labsupport.crypto.oaep import require_oaep_hash
 from labsupport.crypto.signatures import SignatureScheme, sign
-from labsupport.crypto.wrapping import unwrap_template
-
-_EPHEMERAL_AES_BYTES = 32
+from labsupport.crypto.wrapping import rsa_aes_unwrap_in_hsm, rsa_aes_wrap, unwrap_template
 
 
 class UnwrapFailed(CryptoLabError):
@@ -197,7 +194,7 @@ def wrap_for_import(
 
     ``public_key`` is the import key's public half (PEM or DER bytes, a ``cryptography``
     key, or the token object). ``hash`` is the OAEP hash the HSM will use — ask the token
-    (``oaep_hashes_for(pair.private)[0]``): SHA-1 in this lab, SHA-256 on CloudHSM.
+    (``oaep_hashes(pair.private)[0]``): SHA-1 in this lab, SHA-256 on CloudHSM.
     ``scheme`` defaults to :func:`scheme_for` (``rsa-oaep`` for AES, ``rsa-aes`` for
     private keys).
     """
@@ -215,10 +212,7 @@ def wrap_for_import(
             )
         blob = rsa_key.encrypt(data, oaep.padding())
     else:
-        ephemeral = os.urandom(_EPHEMERAL_AES_BYTES)
-        blob = rsa_key.encrypt(ephemeral, oaep.padding()) + aes_key_wrap_with_padding(
-            ephemeral, data
-        )
+        blob = rsa_aes_wrap(rsa_key, data, hash)
     return WrappedKey(blob, scheme, hash, object_class, key_type, describe(material))
 
 
@@ -277,7 +271,7 @@ def unwrap_into_hsm(
     require_oaep_hash(
         import_key,
         wrapped.hash,
-        "Wrap the key again with a hash the token accepts (oaep_hashes_for(import_key)).",
+        "Wrap the key again with a hash the token accepts (oaep_hashes(import_key)).",
     )
     scheme = OaepScheme(wrapped.hash)
     usage = _default_usage(wrapped.object_class) if usage is None else usage
@@ -297,35 +291,21 @@ def unwrap_into_hsm(
             )
             return Imported(key, wrapped, (f"C_UnwrapKey({oaep_name}) → {what}",))
         size = len(import_key[Attribute.MODULUS])
-        if len(wrapped.blob) <= size:
+        try:
+            key = rsa_aes_unwrap_in_hsm(
+                import_key,
+                wrapped.blob,
+                wrapped.hash,
+                wrapped.object_class,
+                wrapped.key_type,
+                **common,
+            )
+        except ValueError as exc:
             raise UnwrapFailed(
                 f"An rsa-aes blob is RSA-OAEP({size} bytes) || AES-KWP(key); this one has "
                 f"only {len(wrapped.blob)} bytes.",
                 "Wrap private keys with ImportScheme.RSA_AES (wrap_for_import does by default).",
-            )
-        ephemeral = _unwrap(
-            import_key,
-            wrapped.blob[:size],
-            ObjectClass.SECRET_KEY,
-            KeyType.AES,
-            label="byok-ephemeral",
-            usage=Usage.WRAP,
-            token=False,
-            extractable=False,
-            mechanism=Mechanism.RSA_PKCS_OAEP,
-            param=scheme.mechanism_param,
-        )
-        try:
-            key = _unwrap(
-                ephemeral,
-                wrapped.blob[size:],
-                wrapped.object_class,
-                wrapped.key_type,
-                mechanism=Mechanism.AES_KEY_WRAP_PAD,
-                **common,
-            )
-        finally:
-            ephemeral.destroy()
+            ) from exc
     except (pkcs11.exceptions.EncryptedDataInvalid, pkcs11.exceptions.WrappedKeyInvalid) as exc:
         raise _unwrap_failed(wrapped, exc) from exc
     except pkcs11.exceptions.GeneralError as exc:  # SoftHSM's answer to a failed integrity check

@@ -42,12 +42,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pkcs11 import Attribute, Mechanism
 
-from labsupport.byok.oaep import oaep_hashes_for, require_oaep_hash
 from labsupport.crypto.checks import require_capability
-from labsupport.crypto.ciphers import GcmCiphertext, OaepScheme, aes_gcm_decrypt
+from labsupport.crypto.ciphers import GcmCiphertext, aes_gcm_decrypt
 from labsupport.crypto.hashes import HashAlg
 from labsupport.crypto.interop import import_public_key
-from labsupport.crypto.keygen import KeySpec, Usage, generate_secret_key
+from labsupport.crypto.keygen import Usage
+from labsupport.crypto.oaep import OaepScheme, oaep_hashes, require_oaep_hash
+from labsupport.crypto.wrapping import rsa_aes_wrap_in_hsm
 from labsupport.kms import ciphertext as kms_ciphertext
 from labsupport.kms.model import WrappingAlgorithm, WrappingKeySpec
 
@@ -62,7 +63,7 @@ def kms_algorithm_for(
     ``large_material`` asks for the RSA-AES variant (needed for more than RSA-OAEP can
     carry; an AES-256 key fits in plain RSA-OAEP).
     """
-    sha256 = HashAlg.SHA256 in oaep_hashes_for(target)
+    sha256 = HashAlg.SHA256 in oaep_hashes(target)
     if large_material:
         return (
             WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256
@@ -154,22 +155,12 @@ def wrap_in_hsm(
         "Ask GetParametersForImport for the SHA-1 variant (kms_algorithm_for(session) picks "
         "it); on CloudHSM use the SHA-256 variants.",
     )
+    if algorithm.is_rsa_aes:  # CKM_RSA_AES_KEY_WRAP, composed in the HSM
+        return rsa_aes_wrap_in_hsm(wrapping_key, key, _hash_of(algorithm))
     oaep = OaepScheme(_hash_of(algorithm))
-    if not algorithm.is_rsa_aes:
-        return wrapping_key.wrap_key(
-            key, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=oaep.mechanism_param
-        )
-    # CKM_RSA_AES_KEY_WRAP, composed: RSA-OAEP(temporary AES key) || AES-KWP(key).
-    ephemeral = generate_secret_key(
-        key.session, KeySpec.AES_256, "kms-ephemeral", usage=Usage.WRAP, token=False
+    return wrapping_key.wrap_key(
+        key, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=oaep.mechanism_param
     )
-    try:
-        head = wrapping_key.wrap_key(
-            ephemeral, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=oaep.mechanism_param
-        )
-        return head + ephemeral.wrap_key(key, mechanism=Mechanism.AES_KEY_WRAP_PAD)
-    finally:
-        ephemeral.destroy()
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from labsupport.crypto.keygen import Curve
+
 #: A private key made outside the HSM (what :func:`new_rsa_key` / :func:`new_ec_key` return).
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 #: Key material the BYOK helpers accept: raw AES key bytes or a private key object.
 Material = bytes | PrivateKey
-
-_CURVES: dict[str, type[ec.EllipticCurve]] = {
-    "secp256r1": ec.SECP256R1,
-    "secp384r1": ec.SECP384R1,
-}
 
 
 def new_aes_key(bits: int = 256) -> bytes:
@@ -51,9 +48,11 @@ def new_rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 def new_ec_key(curve: str = "secp256r1") -> ec.EllipticCurvePrivateKey:
     """A fresh EC private key on ``curve`` (``secp256r1`` = P-256, ``secp384r1`` = P-384)."""
     try:
-        return ec.generate_private_key(_CURVES[curve]())
-    except KeyError:
-        raise ValueError(f"use one of {', '.join(_CURVES)}, not {curve!r}") from None
+        chosen = Curve(curve)
+    except ValueError:
+        names = ", ".join(c.value for c in Curve)
+        raise ValueError(f"use one of {names}, not {curve!r}") from None
+    return ec.generate_private_key(chosen.cryptography())
 
 
 def pkcs8_der(private_key: PrivateKey) -> bytes:

@@ -29,6 +29,7 @@ from labsupport.client.errors import ClusterNotActive
 from labsupport.client.keys import KeyClass, parse_ref
 from labsupport.client.session import ClusterKey, ClusterSession
 from labsupport.client.users import Role, User, normalize_username
+from labsupport.crypto.keygen import USAGE_ATTRIBUTES, curve_name
 from labsupport.errors import LabError
 
 _CURVES = {
@@ -427,13 +428,7 @@ def _as_list(value: Any) -> list[str]:
 
 
 _ATTR_NAMES = {
-    "encrypt": Attribute.ENCRYPT,
-    "decrypt": Attribute.DECRYPT,
-    "sign": Attribute.SIGN,
-    "verify": Attribute.VERIFY,
-    "wrap": Attribute.WRAP,
-    "unwrap": Attribute.UNWRAP,
-    "derive": Attribute.DERIVE,
+    **{attr.name.lower(): attr for attr in USAGE_ATTRIBUTES},
     "private": Attribute.PRIVATE,
     "sensitive": Attribute.SENSITIVE,
     "extractable": Attribute.EXTRACTABLE,
@@ -512,7 +507,7 @@ def _attributes(key: ClusterKey) -> dict[str, Any]:
         out["modulus-size-bits"] = len(modulus) * 8
         out["public-exponent"] = "0x" + bytes(obj[Attribute.PUBLIC_EXPONENT]).hex()
     elif kt == KeyType.EC:
-        out["curve"] = _curve_name(obj[Attribute.EC_PARAMS])
+        out["curve"] = curve_name(obj[Attribute.EC_PARAMS])
     return out
 
 
@@ -527,13 +522,6 @@ def _valid(cls: KeyClass, attr: Attribute) -> bool:
     if cls is KeyClass.PRIVATE:
         return attr not in (Attribute.ENCRYPT, Attribute.VERIFY, Attribute.WRAP)
     return True
-
-
-def _curve_name(params: bytes) -> str:
-    for name in ("secp256r1", "secp384r1", "secp521r1", "secp256k1"):
-        if encode_named_curve_parameters(name) == bytes(params):
-            return name
-    return "unknown"
 
 
 __all__ = ["CliResult", "CloudHsmCli", "ObjectClass"]

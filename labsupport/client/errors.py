@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pkcs11 import exceptions as ckr
 
+# One class for "this key may not leave the HSM" (CKR_KEY_UNEXTRACTABLE), shared with
+# the crypto recipes and the token-key adapters; re-exported here for the client layer.
+from labsupport.crypto.checks import KeyNotExtractable  # noqa: F401
 from labsupport.errors import LabError, LessonOrderError
 
 
@@ -63,10 +66,6 @@ class KeyAvailabilityError(LabError, ckr.FunctionFailed):
 
 class KeyPermissionError(LabError, ckr.PKCS11Error):
     """The user may not do this with the key (not the owner, or the key is not shared)."""
-
-
-class KeyNotExtractable(LabError, ckr.KeyUnextractable):
-    """The key was created with ``CKA_EXTRACTABLE`` false, so it cannot be wrapped."""
 
 
 class SessionKeyLost(LabError, ckr.KeyHandleInvalid):

@@ -55,6 +55,7 @@ from labsupport.client.keys import (
     ref_to_id,
 )
 from labsupport.client.links import HsmLink
+from labsupport.crypto.keygen import USAGE_ATTRIBUTES
 from labsupport.errors import LabError, TokenNotFound
 from labsupport.hsm.tokens import _LIBRARY
 
@@ -77,15 +78,7 @@ FAILOVER_ERRORS = (
     TokenNotFound,
 )
 
-_CAPABILITIES = (
-    Attribute.ENCRYPT,
-    Attribute.DECRYPT,
-    Attribute.SIGN,
-    Attribute.VERIFY,
-    Attribute.WRAP,
-    Attribute.UNWRAP,
-    Attribute.DERIVE,
-)
+_CAPABILITIES = USAGE_ATTRIBUTES
 # Read from the key's record, not from a replica: a copy made by synchronization is an
 # unwrapped key, for which SoftHSM reports CKA_ALWAYS_SENSITIVE (and CKA_NEVER_EXTRACTABLE)
 # false; every HSM must report what the original reports.

@@ -38,6 +38,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 from labsupport.client.clusterdata import ClusterStore
 from labsupport.client.keys import KeyRecord, KeyStatus, format_ref, ref_to_id
 from labsupport.client.links import SYNC_KEY_LABEL, HsmLink
+from labsupport.crypto.keygen import USAGE_ATTRIBUTES
 
 WRAP_MECHANISM = Mechanism.AES_KEY_WRAP_PAD
 _DROP = pkcs11.DEFAULT  # python-pkcs11: leave this attribute out of the template
@@ -61,13 +62,7 @@ _SYNC_KEY_TEMPLATE = {
 }
 
 _SECRET_FLAGS = [
-    Attribute.ENCRYPT,
-    Attribute.DECRYPT,
-    Attribute.SIGN,
-    Attribute.VERIFY,
-    Attribute.WRAP,
-    Attribute.UNWRAP,
-    Attribute.DERIVE,
+    *USAGE_ATTRIBUTES,
     Attribute.PRIVATE,
     Attribute.SENSITIVE,
     Attribute.MODIFIABLE,

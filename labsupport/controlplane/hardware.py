@@ -11,7 +11,7 @@ When CreateHsm runs, the simulator "racks" a new HSM:
    ``HsmCertificate`` that binds the cluster key to this HSM.
 
 The private keys never leave the token: the CSR and the HSM certificate are signed
-through :mod:`labsupport.hsm.x509`. Token objects use these labels, which later layers
+through :mod:`labsupport.crypto.x509`. Token objects use these labels, which later layers
 may look up: :data:`HARDWARE_KEY_LABEL` and :data:`CLUSTER_KEY_LABEL`.
 
 Creating a token re-initialises the PKCS#11 library in this process (see
@@ -28,8 +28,8 @@ from pkcs11 import Attribute, KeyType, Mechanism
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.controlplane import pki
+from labsupport.crypto.x509 import TokenECPrivateKey, TokenRSAPrivateKey, public_key_from_token
 from labsupport.hsm.tokens import token_store
-from labsupport.hsm.x509 import TokenECPrivateKey, TokenRSAPrivateKey, public_key_from_token
 from labsupport.workspace.home import Workspace
 
 HARDWARE_KEY_LABEL = "hsm-hardware-identity"

@@ -20,7 +20,7 @@ through your root (``customerCA.crt``) — not through AWS.
 In the lab the two roots are generated once per workspace (RSA-2048, clearly named
 "simulated") and their keys stay in the workspace; the hardware and cluster keys are
 generated *inside* each HSM's SoftHSM token and sign through
-:mod:`labsupport.hsm.x509`.
+:mod:`labsupport.crypto.x509`.
 
 The learner-side helpers at the end (:func:`create_root_ca`, :func:`sign_csr`) are what
 the lesson's solution does step by step; later lessons use them through
@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from labsupport.hsm.x509 import add_ca_extensions
+from labsupport.crypto.x509 import add_ca_extensions
 from labsupport.workspace.home import Workspace
 
 #: File names AWS uses for the two roots you download to verify an HSM.

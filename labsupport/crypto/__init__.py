@@ -1,7 +1,10 @@
-"""Lesson 04 support: key generation and cryptographic operations over PKCS#11.
+"""PKCS#11 recipes on any python-pkcs11 ``Session``: key generation and crypto operations.
 
 Everything works on any python-pkcs11 ``Session`` (a SoftHSM token, the lab's simulated
-CloudHSM cluster, or a real CloudHSM). Modules, by topic:
+CloudHSM cluster, or a real CloudHSM). This package sits *low* (layer 2, beside ``hsm/``):
+it imports only python-pkcs11, ``cryptography`` and :mod:`labsupport.errors`, so the
+control plane, the client, KMS and BYOK all use these recipes instead of their own
+copies. Lesson 04 teaches with them. Modules, by topic:
 
 * :mod:`~labsupport.crypto.keygen` — AES, HMAC, RSA-2048/3072, EC P-256/P-384 keys with
   CloudHSM-like templates; token vs session keys; find by label or id; delete.
@@ -9,7 +12,13 @@ CloudHSM cluster, or a real CloudHSM). Modules, by topic:
 * :mod:`~labsupport.crypto.ciphers` — AES-GCM with an HSM-generated IV; RSA-OAEP.
 * :mod:`~labsupport.crypto.signatures` — RSA-PSS, RSA PKCS#1 v1.5, ECDSA (DER).
 * :mod:`~labsupport.crypto.mac` — HMAC-SHA256.
-* :mod:`~labsupport.crypto.wrapping` — AES key wrap (RFC 3394/5649), RSA-OAEP wrap.
+* :mod:`~labsupport.crypto.hashes` — one table of hash ↔ PKCS#11 mechanisms.
+* :mod:`~labsupport.crypto.oaep` — the OAEP scheme and which hashes the token accepts.
+* :mod:`~labsupport.crypto.wrapping` — AES key wrap (RFC 3394/5649), RSA-OAEP wrap, and
+  the RSA-AES key wrap (in and outside the HSM).
+* :mod:`~labsupport.crypto.kcv` — key check values (CloudHSM's AES-ECB, and CMAC).
+* :mod:`~labsupport.crypto.x509` — token keys as ``cryptography`` keys (certificates,
+  CSRs signed in the token).
 * :mod:`~labsupport.crypto.interop` — public keys to ``cryptography``; verify outside.
 * :mod:`~labsupport.crypto.usecases` — code signing, a CA in the HSM, ``openssl verify``.
 * :mod:`~labsupport.crypto.throughput` — live ops/s measurements and a plot.
@@ -28,6 +37,7 @@ from labsupport.crypto.checks import (
     DecryptionFailed,
     GcmAuthenticationFailed,
     KeyCapabilityMissing,
+    KeyNotExtractable,
     KeyNotFound,
     OaepHashUnsupported,
     WrongKeyType,
@@ -81,6 +91,7 @@ __all__ = [
     "GcmCiphertext",
     "HashAlg",
     "KeyCapabilityMissing",
+    "KeyNotExtractable",
     "KeyNotFound",
     "KeyPair",
     "KeySpec",

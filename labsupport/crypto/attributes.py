@@ -19,6 +19,8 @@ import pkcs11
 from pkcs11 import Attribute, ObjectClass
 from pkcs11.exceptions import AttributeSensitive, AttributeTypeInvalid, PKCS11Error
 
+from labsupport.crypto.keygen import USAGE_ATTRIBUTES, curve_name
+
 # Plain-language meaning of each attribute shown in a table.
 MEANINGS: dict[Attribute, str] = {
     Attribute.CLASS: "object class: secret, public or private key",
@@ -70,13 +72,7 @@ ATTRIBUTES_BY_CLASS: dict[ObjectClass, list[Attribute]] = {
         Attribute.VALUE_LEN,
         *_STORAGE,
         *_SECRECY,
-        Attribute.ENCRYPT,
-        Attribute.DECRYPT,
-        Attribute.SIGN,
-        Attribute.VERIFY,
-        Attribute.WRAP,
-        Attribute.UNWRAP,
-        Attribute.DERIVE,
+        *USAGE_ATTRIBUTES,
         Attribute.VALUE,
     ],
     ObjectClass.PRIVATE_KEY: [
@@ -182,20 +178,11 @@ def format_value(attr: Attribute, value: Any) -> str:
         if attr is Attribute.PUBLIC_EXPONENT:
             return str(int.from_bytes(value, "big"))
         if attr is Attribute.EC_PARAMS:
-            return _curve_name(value)
+            return curve_name(value)
         return f"<{len(value)} bytes>"
     if attr is Attribute.LABEL:
         return repr(value)
     return str(value)
-
-
-def _curve_name(der: bytes) -> str:
-    from pkcs11.util.ec import encode_named_curve_parameters
-
-    for name in ("secp256r1", "secp384r1", "secp521r1"):
-        if encode_named_curve_parameters(name) == der:
-            return name
-    return f"<{len(der)} bytes>"
 
 
 def read_attribute(key: pkcs11.Object, attr: Attribute) -> str:
@@ -314,7 +301,7 @@ def key_summary(key: pkcs11.Key) -> str:
     object_class = attrs[Attribute.CLASS]
     key_type = attrs[Attribute.KEY_TYPE]
     if key_type is pkcs11.KeyType.EC:
-        curve = _curve_name(key[Attribute.EC_PARAMS])
+        curve = curve_name(key[Attribute.EC_PARAMS])
         size = {"secp256r1": "P-256", "secp384r1": "P-384"}.get(curve, curve)
     elif key_type is pkcs11.KeyType.RSA:
         size = f"{len(key[Attribute.MODULUS]) * 8}"

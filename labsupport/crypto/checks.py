@@ -45,6 +45,14 @@ class OaepHashUnsupported(CryptoLabError):
     """The token does not support RSA-OAEP with the requested hash."""
 
 
+class KeyNotExtractable(CryptoLabError, pkcs11.exceptions.KeyUnextractable):
+    """The key may not leave the HSM (CKA_EXTRACTABLE false, or a private key's value).
+
+    Also the python-pkcs11 ``KeyUnextractable`` (CKR_KEY_UNEXTRACTABLE), so
+    ``except pkcs11.exceptions.KeyUnextractable`` catches it as it would a token's answer.
+    """
+
+
 def key_label(key: pkcs11.Object) -> str:
     """A short description of a key for messages: ``'label' (AES secret key)``."""
     try:

@@ -11,41 +11,46 @@ emulates CloudHSM on any token: it asks the token's RNG (``C_GenerateRandom``) f
 encrypts with it, and returns it *with* the ciphertext (:class:`GcmCiphertext`); the caller
 cannot choose it.
 
-RSA-OAEP. OAEP takes a hash (and an MGF1 hash). SHA-256 is the modern choice and what
-CloudHSM and KMS use for key import; SoftHSM 2.6.1 accepts only SHA-1 with OAEP and
-answers CKR_ARGUMENTS_BAD to SHA-256. :func:`oaep_hashes` asks the token at run time, and
-:func:`rsa_oaep_encrypt` / :func:`rsa_oaep_decrypt` use SHA-256 when the token has it and
-SHA-1 otherwise (OAEP with SHA-1 is still considered secure: OAEP does not rely on
-collision resistance — but say which one you used, the other side must use the same).
+RSA-OAEP. :func:`rsa_oaep_encrypt` / :func:`rsa_oaep_decrypt` use SHA-256 when the token
+has it and SHA-1 otherwise; :mod:`labsupport.crypto.oaep` asks the token which (SoftHSM
+2.6.1 accepts SHA-1 only) and is re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import pkcs11
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import (
-    ArgumentsBad,
     DataLenRange,
     EncryptedDataInvalid,
     EncryptedDataLenRange,
     GeneralError,
-    MechanismParamInvalid,
 )
 from pkcs11.mechanisms import GCMParams
 
 from labsupport.crypto.checks import (
     DecryptionFailed,
     GcmAuthenticationFailed,
-    OaepHashUnsupported,
     key_label,
     require_capability,
     require_key_type,
 )
 from labsupport.crypto.hashes import HashAlg
+from labsupport.crypto.oaep import OaepScheme, oaep_hashes, oaep_scheme
+
+__all__ = [
+    "GcmCiphertext",
+    "OaepScheme",
+    "aes_gcm_decrypt",
+    "aes_gcm_encrypt",
+    "hsm_random",
+    "oaep_hashes",
+    "oaep_scheme",
+    "rsa_oaep_decrypt",
+    "rsa_oaep_encrypt",
+]
 
 GCM_IV_BYTES = 12
 GCM_TAG_BITS = 128
@@ -130,130 +135,6 @@ def aes_gcm_decrypt(
 
 
 # -- RSA-OAEP ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OaepScheme:
-    """RSA-OAEP with one hash for both the label hash and MGF1 (the usual choice)."""
-
-    hash: HashAlg
-
-    @property
-    def mechanism_param(self) -> tuple[Mechanism, pkcs11.MGF, None]:
-        """python-pkcs11 ``mechanism_param`` for CKM_RSA_PKCS_OAEP."""
-        return (self.hash.mechanism, self.hash.mgf, None)
-
-    def padding(self) -> padding.OAEP:
-        """The same scheme for ``cryptography`` (to encrypt/decrypt outside the HSM)."""
-        algorithm = self.hash.cryptography()
-        return padding.OAEP(mgf=padding.MGF1(algorithm), algorithm=algorithm, label=None)
-
-    def max_plaintext(self, modulus_bits: int) -> int:
-        """Longest message OAEP can encrypt with this modulus: k - 2*hLen - 2 bytes."""
-        return modulus_bits // 8 - 2 * self.hash.digest_size - 2
-
-    def __str__(self) -> str:
-        name = self.hash.name.replace("SHA", "SHA-")
-        return f"RSA-OAEP with {name} and MGF1-{name}"
-
-
-@lru_cache(maxsize=1)
-def _probe_public_numbers() -> rsa.RSAPublicNumbers:
-    # Any valid RSA public key will do to ask the token which OAEP hashes it accepts.
-    return rsa.generate_private_key(65537, 2048).public_key().public_numbers()
-
-
-_OAEP_SUPPORT: dict[tuple[str, str], tuple[HashAlg, ...]] = {}
-_OAEP_ORDER = (HashAlg.SHA256, HashAlg.SHA384, HashAlg.SHA512, HashAlg.SHA1)
-_PARAM_REFUSED = (ArgumentsBad, MechanismParamInvalid)
-
-
-def _session_of(target: pkcs11.Session | pkcs11.Key) -> pkcs11.Session:
-    return target.session if isinstance(target, pkcs11.types.Key) else target
-
-
-def _accepts(probe: pkcs11.Key, alg: HashAlg) -> bool:
-    """Does the token start an OAEP operation with ``alg`` on ``probe`` (RSA key)?"""
-    param = OaepScheme(alg).mechanism_param
-    try:
-        if probe[Attribute.CLASS] is ObjectClass.PUBLIC_KEY:
-            probe.encrypt(b"probe", mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=param)
-        else:  # a private key: decrypting zeros fails *after* the parameters were accepted
-            size = len(probe[Attribute.MODULUS])
-            probe.decrypt(bytes(size), mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=param)
-    except _PARAM_REFUSED:
-        return False
-    except pkcs11.PKCS11Error:
-        return True
-    return True
-
-
-def _session_probe_key(session: pkcs11.Session) -> pkcs11.PublicKey:
-    numbers = _probe_public_numbers()
-    return session.create_object(
-        {
-            Attribute.CLASS: ObjectClass.PUBLIC_KEY,
-            Attribute.KEY_TYPE: KeyType.RSA,
-            Attribute.TOKEN: False,
-            Attribute.ENCRYPT: True,
-            Attribute.MODULUS: numbers.n.to_bytes(256, "big"),
-            Attribute.PUBLIC_EXPONENT: numbers.e.to_bytes(3, "big"),
-        }
-    )
-
-
-def oaep_hashes(target: pkcs11.Session | pkcs11.Key) -> tuple[HashAlg, ...]:
-    """The hashes the token accepts for RSA-OAEP, best first (asked once per token model).
-
-    ``target`` is an RSA key that may encrypt or decrypt (it is used as the probe) or a
-    session (a throw-away public key object is imported as the probe). A token that does
-    not support a hash refuses when the operation starts (CKR_ARGUMENTS_BAD or
-    CKR_MECHANISM_PARAM_INVALID); SoftHSM 2.6.1 accepts only SHA-1.
-    """
-    token = _session_of(target).token
-    cache_key = (token.manufacturer_id, token.model)
-    if cache_key in _OAEP_SUPPORT:
-        return _OAEP_SUPPORT[cache_key]
-    # A key can be the probe only if it may encrypt (public) or decrypt (private): a
-    # wrap-only key has neither method, so probe with a throw-away key instead.
-    if isinstance(target, pkcs11.types.Key) and (
-        hasattr(target, "encrypt") or hasattr(target, "decrypt")
-    ):
-        probe, owned = target, False
-    else:
-        probe, owned = _session_probe_key(_session_of(target)), True
-    try:
-        supported = tuple(alg for alg in _OAEP_ORDER if _accepts(probe, alg))
-    finally:
-        if owned:
-            probe.destroy()
-    _OAEP_SUPPORT[cache_key] = supported
-    return supported
-
-
-def oaep_scheme(target: pkcs11.Session | pkcs11.Key, hash: HashAlg | None = None) -> OaepScheme:
-    """The OAEP scheme to use on this token: ``hash`` if given (checked), else the best.
-
-    ``target`` as for :func:`oaep_hashes`. Raises :class:`OaepHashUnsupported` if the
-    token refuses ``hash``.
-    """
-    supported = oaep_hashes(target)
-    if hash is None:
-        if not supported:
-            raise OaepHashUnsupported(
-                "This token supports RSA-OAEP with none of SHA-1/256/384/512.",
-                "Check its mechanism list (CKM_RSA_PKCS_OAEP) or use another module.",
-            )
-        return OaepScheme(supported[0])
-    if hash not in supported:
-        names = ", ".join(h.name for h in supported) or "none"
-        raise OaepHashUnsupported(
-            f"This token refuses RSA-OAEP with {hash.name} (it accepts: {names}). "
-            "SoftHSM 2.6.1 implements OAEP with SHA-1 only; CloudHSM accepts SHA-1 to SHA-512.",
-            "Leave hash=None to use the best hash the token has, and tell the other side "
-            "which one (OaepScheme.padding() gives the matching cryptography padding).",
-        )
-    return OaepScheme(hash)
 
 
 def rsa_oaep_encrypt(

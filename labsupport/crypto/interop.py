@@ -9,7 +9,7 @@ CKR_ATTRIBUTE_SENSITIVE), and a non-extractable key can't even be wrapped
 (``KeyUnextractable``, CKR_KEY_UNEXTRACTABLE). :func:`exportability` explains which rule
 holds for a key; :func:`export_private_key` shows the error a learner gets when trying.
 
-The conversion of token keys to ``cryptography`` objects reuses ``labsupport.hsm.x509``.
+The conversion of token keys to ``cryptography`` objects reuses ``labsupport.crypto.x509``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pkcs11 import Attribute, KeyType, ObjectClass
 
-from labsupport.crypto.attributes import format_value
 from labsupport.crypto.ciphers import OaepScheme
-from labsupport.crypto.keygen import Usage, key_template
+from labsupport.crypto.keygen import Curve, Usage, key_template
 from labsupport.crypto.signatures import Family, SignatureScheme
-from labsupport.hsm.x509 import public_key_from_token
-
-_CURVES = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}
+from labsupport.crypto.x509 import public_key_from_token
 
 PublicKeyLike = pkcs11.PublicKey | rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
@@ -178,6 +175,6 @@ def export_private_key(
         return numbers.private_key()
     if private_key[Attribute.KEY_TYPE] is KeyType.EC:
         value = _int(private_key, Attribute.VALUE)  # raises AttributeSensitive
-        curve = format_value(Attribute.EC_PARAMS, private_key[Attribute.EC_PARAMS])
-        return ec.derive_private_key(value, _CURVES[curve]())
+        curve = Curve.from_ec_params(private_key[Attribute.EC_PARAMS])
+        return ec.derive_private_key(value, curve.cryptography())
     raise ValueError("export_private_key handles RSA and EC private keys")

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pkcs11
+from cryptography.hazmat.primitives.asymmetric import ec
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import MultipleObjectsReturned, NoSuchKey
 from pkcs11.util.ec import encode_named_curve_parameters
@@ -51,7 +52,11 @@ class Usage(enum.Flag):
 
 
 class Curve(enum.Enum):
-    """Elliptic curves CloudHSM calls secp256r1 / secp384r1 (NIST P-256 / P-384)."""
+    """Elliptic curves CloudHSM calls secp256r1 / secp384r1 (NIST P-256 / P-384).
+
+    The one place that maps a curve between its names, its PKCS#11 ``CKA_EC_PARAMS``
+    and its ``cryptography`` class.
+    """
 
     P256 = "secp256r1"
     P384 = "secp384r1"
@@ -60,6 +65,36 @@ class Curve(enum.Enum):
     def bits(self) -> int:
         """Size of the curve in bits (256 or 384)."""
         return 256 if self is Curve.P256 else 384
+
+    @property
+    def field_bytes(self) -> int:
+        """Length of one coordinate (and of ECDSA's r and s) in bytes."""
+        return (self.bits + 7) // 8
+
+    @property
+    def ec_params(self) -> bytes:
+        """The DER ``CKA_EC_PARAMS`` value (the curve's named OID)."""
+        return encode_named_curve_parameters(self.value)
+
+    def cryptography(self) -> ec.EllipticCurve:
+        """The ``cryptography`` curve object (``ec.SECP256R1()``…)."""
+        return ec.SECP256R1() if self is Curve.P256 else ec.SECP384R1()
+
+    @classmethod
+    def from_ec_params(cls, der: bytes) -> Curve:
+        """The curve whose ``CKA_EC_PARAMS`` is ``der``; ValueError for other curves."""
+        for curve in cls:
+            if curve.ec_params == bytes(der):
+                return curve
+        raise ValueError(f"not a P-256 or P-384 curve ({curve_name(der)})")
+
+
+def curve_name(ec_params: bytes) -> str:
+    """The name of the curve a ``CKA_EC_PARAMS`` value names (``'secp256r1'``…), for display."""
+    for name in ("secp256r1", "secp384r1", "secp521r1", "secp256k1"):
+        if encode_named_curve_parameters(name) == bytes(ec_params):
+            return name
+    return f"<{len(ec_params)} bytes>"
 
 
 class KeySpec(enum.Enum):
@@ -130,6 +165,18 @@ class KeyPair:
         """Unpack as ``public, private = pair`` (python-pkcs11's own order)."""
         return iter((self.public, self.private))
 
+
+#: The usage ("capability") attributes, in the order tables show them: the same set as
+#: python-pkcs11's ``ALL_CAPABILITIES``. Every layer that copies or lists usage reads this.
+USAGE_ATTRIBUTES: tuple[Attribute, ...] = (
+    Attribute.ENCRYPT,
+    Attribute.DECRYPT,
+    Attribute.SIGN,
+    Attribute.VERIFY,
+    Attribute.WRAP,
+    Attribute.UNWRAP,
+    Attribute.DERIVE,
+)
 
 # Which attributes each Usage flag sets on each object class.
 _USAGE_ATTRS: dict[ObjectClass, dict[Usage, tuple[Attribute, ...]]] = {
@@ -273,7 +320,7 @@ def generate_key_pair(
         public[Attribute.PUBLIC_EXPONENT] = b"\x01\x00\x01"
     else:
         assert spec.curve is not None
-        public[Attribute.EC_PARAMS] = encode_named_curve_parameters(spec.curve.value)
+        public[Attribute.EC_PARAMS] = spec.curve.ec_params
     pub, priv = session.generate_keypair(
         spec.key_type,
         spec.bits if spec.key_type is KeyType.RSA else None,

@@ -21,16 +21,14 @@ import enum
 from dataclasses import dataclass
 
 import pkcs11
-from cryptography.hazmat.primitives.asymmetric import ec, padding
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric import padding
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import SignatureInvalid, SignatureLenRange
+from pkcs11.util.ec import decode_ecdsa_signature, encode_ecdsa_signature
 
 from labsupport.crypto.checks import require_capability, require_key_type
 from labsupport.crypto.hashes import HashAlg
+from labsupport.crypto.keygen import Curve
 
 
 class Family(enum.Enum):
@@ -71,14 +69,11 @@ class SignatureScheme(enum.Enum):
     @property
     def combined_mechanism(self) -> Mechanism:
         """The hash-and-sign mechanism (CKM_SHA256_RSA_PKCS_PSS, CKM_ECDSA_SHA256…)."""
-        return {
-            (Family.PKCS1V15, HashAlg.SHA256): Mechanism.SHA256_RSA_PKCS,
-            (Family.PKCS1V15, HashAlg.SHA384): Mechanism.SHA384_RSA_PKCS,
-            (Family.PSS, HashAlg.SHA256): Mechanism.SHA256_RSA_PKCS_PSS,
-            (Family.PSS, HashAlg.SHA384): Mechanism.SHA384_RSA_PKCS_PSS,
-            (Family.ECDSA, HashAlg.SHA256): Mechanism.ECDSA_SHA256,
-            (Family.ECDSA, HashAlg.SHA384): Mechanism.ECDSA_SHA384,
-        }[(self.family, self.hash)]
+        if self.family is Family.PKCS1V15:
+            return self.hash.rsa_pkcs_mechanism
+        if self.family is Family.PSS:
+            return self.hash.rsa_pss_mechanism
+        return Mechanism.ECDSA_SHA384 if self.hash is HashAlg.SHA384 else Mechanism.ECDSA_SHA256
 
     @property
     def digest_mechanism(self) -> Mechanism:
@@ -285,24 +280,27 @@ def verify(
 
 
 def _ec_field_bytes(public_key: pkcs11.PublicKey) -> int:
-    from labsupport.crypto.interop import to_cryptography
-
-    crypto_key = to_cryptography(public_key)
-    assert isinstance(crypto_key, ec.EllipticCurvePublicKey)
-    return (crypto_key.curve.key_size + 7) // 8
+    return Curve.from_ec_params(public_key[Attribute.EC_PARAMS]).field_bytes
 
 
 def ecdsa_raw_to_der(raw: bytes) -> bytes:
     """Convert a PKCS#11 ECDSA signature ``r || s`` into DER ``SEQUENCE {r, s}``."""
     if len(raw) % 2:
         raise ValueError("a raw ECDSA signature has an even length (r || s)")
-    half = len(raw) // 2
-    r = int.from_bytes(raw[:half], "big")
-    s = int.from_bytes(raw[half:], "big")
-    return encode_dss_signature(r, s)
+    return encode_ecdsa_signature(raw)
 
 
 def ecdsa_der_to_raw(der: bytes, field_bytes: int) -> bytes:
-    """Convert a DER ECDSA signature into PKCS#11's ``r || s`` (each ``field_bytes`` long)."""
-    r, s = decode_dss_signature(der)
-    return r.to_bytes(field_bytes, "big") + s.to_bytes(field_bytes, "big")
+    """Convert a DER ECDSA signature into PKCS#11's ``r || s`` (each ``field_bytes`` long).
+
+    python-pkcs11's ``decode_ecdsa_signature`` makes r and s as long as the longer of the
+    two; a token wants each exactly as long as the curve's field, so both are padded.
+    """
+    try:
+        raw = decode_ecdsa_signature(der)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a DER ECDSA signature: {exc}") from None
+    half = len(raw) // 2
+    if half > field_bytes:
+        raise ValueError(f"r or s is longer than {field_bytes} bytes")
+    return raw[:half].rjust(field_bytes, b"\0") + raw[half:].rjust(field_bytes, b"\0")

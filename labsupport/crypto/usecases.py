@@ -6,7 +6,7 @@
 * **A CA in the HSM** — :func:`create_ca_certificate` makes a self-signed root certificate
   for an HSM key pair; :func:`issue_server_certificate` issues a TLS server certificate
   signed by that key; :func:`openssl_verify_certificate` runs ``openssl verify``. The CA's
-  private key signs through ``labsupport.hsm.x509`` adapters: ``cryptography`` builds the
+  private key signs through ``labsupport.crypto.x509`` adapters: ``cryptography`` builds the
   certificate, the token makes the signature, the key never leaves.
 """
 
@@ -27,8 +27,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from labsupport.crypto.interop import public_key_pem, to_cryptography
 from labsupport.crypto.keygen import KeyPair
 from labsupport.crypto.signatures import SignatureScheme, sign
+from labsupport.crypto.x509 import add_ca_extensions, token_private_key
 from labsupport.errors import LabError
-from labsupport.hsm.x509 import add_ca_extensions, token_private_key
 
 
 @dataclass(frozen=True)

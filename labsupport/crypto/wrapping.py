@@ -13,8 +13,15 @@ Mechanisms here:
 * ``AES_KEY_WRAP_PAD`` — RFC 5649 (CKM_AES_KEY_WRAP_PAD, "KWP"): any length, e.g. an RSA
   or EC private key (wrapped as PKCS#8).
 * ``RSA_OAEP`` — wrap a (short) secret key with an RSA public key; unwrap with the private
-  key. With KWP this composes CloudHSM's "RSA-AES" scheme, which SoftHSM 2.6.1 lacks as one
-  mechanism (CKM_RSA_AES_KEY_WRAP).
+  key.
+* RSA-AES (``CKM_RSA_AES_KEY_WRAP``, KMS's ``RSA_AES_KEY_WRAP_*``) — for material longer
+  than RSA-OAEP carries (a PKCS#8 private key): a fresh AES-256 key is wrapped with
+  RSA-OAEP and the material with that AES key (KWP); the blob is
+  ``RSA-OAEP(aes key) || AES-KWP(material)``. SoftHSM 2.6.1 lacks the one mechanism, so
+  :func:`rsa_aes_wrap_in_hsm` / :func:`rsa_aes_unwrap_in_hsm` compose it from its two
+  halves inside the token; :func:`rsa_aes_wrap` / :func:`rsa_aes_unwrap` do the same
+  with ``cryptography`` outside it (the key owner's side, and the simulated KMS's).
+  This is the one implementation lesson 05 (both directions) and the KMS simulator use.
 
 A key that was unwrapped (imported) is not "local": its CKA_LOCAL is false, which tells
 an auditor it was not generated in this HSM.
@@ -23,16 +30,28 @@ an auditor it was not generated in this HSM.
 from __future__ import annotations
 
 import enum
+import os
 from typing import Any
 
 import pkcs11
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.keywrap import (
+    InvalidUnwrap,
+    aes_key_unwrap_with_padding,
+    aes_key_wrap_with_padding,
+)
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.attributes import ALL_CAPABILITIES
 from pkcs11.constants import DEFAULT
 
-from labsupport.crypto.checks import key_label, require_capability
-from labsupport.crypto.ciphers import oaep_scheme
-from labsupport.crypto.keygen import Usage, key_template, new_key_id
+from labsupport.crypto.checks import WrongKeyType, key_label, require_capability
+from labsupport.crypto.hashes import HashAlg
+from labsupport.crypto.kcv import KcvUnavailable, hsm_kcv
+from labsupport.crypto.keygen import KeySpec, Usage, generate_secret_key, key_template, new_key_id
+from labsupport.crypto.oaep import OaepScheme, oaep_scheme
+
+#: The temporary AES key of RSA-AES is AES-256 (as CKM_RSA_AES_KEY_WRAP and KMS use).
+RSA_AES_EPHEMERAL_BYTES = 32
 
 
 class WrapMechanism(enum.Enum):
@@ -67,8 +86,6 @@ def wrap_key(
     """
     require_capability(wrapping_key, Attribute.WRAP, "wrap other keys")
     if wrapping_key[Attribute.KEY_TYPE] is not how.wrapping_key_type:
-        from labsupport.crypto.checks import WrongKeyType
-
         raise WrongKeyType(
             f"{how.name} wraps with {how.wrapping_key_type.name} keys; "
             f"{key_label(wrapping_key)} is not one.",
@@ -144,12 +161,116 @@ def unwrap_key(
 def check_value(key: pkcs11.SecretKey) -> bytes | None:
     """The key check value (KCV) of an AES key: 3 bytes that identify it without revealing it.
 
-    Computed in the HSM as the first 3 bytes of AES-ECB(key, 16 zero bytes) — the classic
-    KCV, which SoftHSM also stores in CKA_CHECK_VALUE when it generates a key. Two keys
-    with the same KCV are (almost certainly) the same key: compare a key and its unwrapped
-    copy this way. Returns None if the key may not encrypt.
+    CloudHSM's method: the first 3 bytes of AES-ECB(key, 16 zero bytes), computed in the
+    HSM (or the CKA_CHECK_VALUE the token stored). Two keys with the same KCV are (almost
+    certainly) the same key: compare a key and its unwrapped copy this way. Returns None
+    when the HSM cannot compute it (not an AES key, or it may not encrypt and the token
+    stored none). :func:`labsupport.crypto.kcv.hsm_kcv` is the same with its reasons.
     """
-    if key[Attribute.KEY_TYPE] is not KeyType.AES or not key[Attribute.ENCRYPT]:
-        stored = key[Attribute.CHECK_VALUE] if key[Attribute.KEY_TYPE] is KeyType.AES else b""
-        return stored or None
-    return key.encrypt(bytes(16), mechanism=Mechanism.AES_ECB)[:3]
+    try:
+        return hsm_kcv(key)
+    except KcvUnavailable:
+        return None
+
+
+# -- RSA-AES key wrap: one implementation, outside and inside the HSM ------------------------
+
+
+def _split_rsa_aes(blob: bytes, modulus_bytes: int) -> tuple[bytes, bytes]:
+    if len(blob) <= modulus_bytes:
+        raise ValueError(
+            f"an RSA-AES blob is RSA-OAEP({modulus_bytes} bytes) || AES-KWP(material); "
+            f"this one has only {len(blob)} bytes"
+        )
+    return blob[:modulus_bytes], blob[modulus_bytes:]
+
+
+def rsa_aes_wrap(public_key: rsa.RSAPublicKey, material: bytes, hash: HashAlg) -> bytes:
+    """RSA-AES-wrap ``material`` outside the HSM: ``RSA-OAEP(aes) || AES-KWP(material)``."""
+    ephemeral = os.urandom(RSA_AES_EPHEMERAL_BYTES)
+    head = public_key.encrypt(ephemeral, OaepScheme(hash).padding())
+    return head + aes_key_wrap_with_padding(ephemeral, material)
+
+
+def rsa_aes_unwrap(private_key: rsa.RSAPrivateKey, blob: bytes, hash: HashAlg) -> bytes:
+    """Open an RSA-AES blob outside the HSM (what KMS does on ImportKeyMaterial).
+
+    Raises ValueError when the blob was made for another key or hash, or is damaged.
+    """
+    head, tail = _split_rsa_aes(blob, private_key.key_size // 8)
+    ephemeral = private_key.decrypt(head, OaepScheme(hash).padding())
+    if len(ephemeral) not in (16, 24, 32):
+        raise ValueError("the RSA-wrapped part is not an AES key")
+    try:
+        return aes_key_unwrap_with_padding(ephemeral, tail)
+    except InvalidUnwrap as exc:
+        raise ValueError("AES key unwrap failed: the blob was changed or made elsewhere") from exc
+
+
+def rsa_aes_wrap_in_hsm(wrapping_key: pkcs11.PublicKey, key: pkcs11.Key, hash: HashAlg) -> bytes:
+    """CKM_RSA_AES_KEY_WRAP composed in the HSM: a temporary AES-256 session key made in
+    the token is wrapped with RSA-OAEP, it wraps ``key`` with CKM_AES_KEY_WRAP_PAD, and it
+    is destroyed. ``key`` must be extractable; both keys on one HSM (token objects on a
+    cluster)."""
+    oaep = OaepScheme(hash)
+    ephemeral = generate_secret_key(
+        key.session, KeySpec.AES_256, "rsa-aes-ephemeral", usage=Usage.WRAP, token=False
+    )
+    try:
+        head = wrapping_key.wrap_key(
+            ephemeral, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=oaep.mechanism_param
+        )
+        return head + ephemeral.wrap_key(key, mechanism=Mechanism.AES_KEY_WRAP_PAD)
+    finally:
+        ephemeral.destroy()
+
+
+def rsa_aes_unwrap_in_hsm(
+    unwrapping_key: pkcs11.PrivateKey,
+    blob: bytes,
+    hash: HashAlg,
+    object_class: ObjectClass,
+    key_type: KeyType,
+    *,
+    label: str,
+    usage: Usage,
+    token: bool,
+    extractable: bool,
+) -> pkcs11.Key:
+    """CKM_RSA_AES_KEY_WRAP unwrap composed in the HSM: ``C_UnwrapKey`` with RSA-OAEP gives
+    a temporary AES session key that may only unwrap, ``C_UnwrapKey`` with AES-KWP gives
+    the key (full CloudHSM-like template), and the temporary key is destroyed.
+
+    Raises ValueError for a blob too short to be RSA-AES; the token's own error otherwise.
+    """
+    head, tail = _split_rsa_aes(blob, len(unwrapping_key[Attribute.MODULUS]))
+    ephemeral = unwrapping_key.unwrap_key(
+        ObjectClass.SECRET_KEY,
+        KeyType.AES,
+        head,
+        label="rsa-aes-ephemeral",
+        store=False,
+        mechanism=Mechanism.RSA_PKCS_OAEP,
+        mechanism_param=OaepScheme(hash).mechanism_param,
+        template=unwrap_template(
+            ObjectClass.SECRET_KEY,
+            label="rsa-aes-ephemeral",
+            usage=Usage.WRAP,
+            token=False,
+            extractable=False,
+        ),
+    )
+    try:
+        return ephemeral.unwrap_key(
+            object_class,
+            key_type,
+            tail,
+            label=label,
+            store=token,
+            mechanism=Mechanism.AES_KEY_WRAP_PAD,
+            template=unwrap_template(
+                object_class, label=label, usage=usage, token=token, extractable=extractable
+            ),
+        )
+    finally:
+        ephemeral.destroy()

@@ -10,34 +10,27 @@ does with the private half when ImportKeyMaterial arrives.
     a fresh 256-bit AES key is encrypted with RSA-OAEP, the material is wrapped with that
     AES key using AES key wrap with padding (RFC 5649, ``CKM_AES_KEY_WRAP_PAD``); the
     result is ``RSA-OAEP(aes key) || AES-KWP(material)``. This is PKCS#11's
-    ``CKM_RSA_AES_KEY_WRAP`` — which SoftHSM 2.6 lacks, so lesson 05 composes it from
-    ``CKM_RSA_PKCS_OAEP`` and ``CKM_AES_KEY_WRAP_PAD``.
+    ``CKM_RSA_AES_KEY_WRAP``; the one implementation of both directions is in
+    :mod:`labsupport.crypto.wrapping` (lesson 05 uses the same, in and outside the HSM).
 """
 
 from __future__ import annotations
 
-import os
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.keywrap import (
-    InvalidUnwrap,
-    aes_key_unwrap_with_padding,
-    aes_key_wrap_with_padding,
-)
-
+from labsupport.crypto.hashes import HashAlg
+from labsupport.crypto.oaep import OaepScheme
+from labsupport.crypto.wrapping import rsa_aes_unwrap, rsa_aes_wrap
 from labsupport.kms.model import WrappingAlgorithm
-
-_EPHEMERAL_AES_BYTES = 32
 
 
 class UnwrapError(ValueError):
     """The wrapped key material could not be decrypted with this wrapping key and algorithm."""
 
 
-def _oaep(algorithm: WrappingAlgorithm) -> padding.OAEP:
-    digest = hashes.SHA256() if algorithm.hash_name == "SHA256" else hashes.SHA1()
-    return padding.OAEP(mgf=padding.MGF1(algorithm=digest), algorithm=digest, label=None)
+def _hash(algorithm: WrappingAlgorithm) -> HashAlg:
+    return HashAlg.SHA256 if algorithm.hash_name == "SHA256" else HashAlg.SHA1
 
 
 def _algorithm(algorithm: WrappingAlgorithm | str) -> WrappingAlgorithm:
@@ -69,10 +62,9 @@ def wrap_key_material(
     """
     algorithm = _algorithm(algorithm)
     rsa_key = load_wrapping_public_key(public_key)
-    if not algorithm.is_rsa_aes:
-        return rsa_key.encrypt(material, _oaep(algorithm))
-    aes_key = os.urandom(_EPHEMERAL_AES_BYTES)
-    return rsa_key.encrypt(aes_key, _oaep(algorithm)) + aes_key_wrap_with_padding(aes_key, material)
+    if algorithm.is_rsa_aes:
+        return rsa_aes_wrap(rsa_key, material, _hash(algorithm))
+    return rsa_key.encrypt(material, OaepScheme(_hash(algorithm)).padding())
 
 
 def unwrap_key_material(
@@ -85,16 +77,8 @@ def unwrap_key_material(
     """
     algorithm = _algorithm(algorithm)
     try:
-        if not algorithm.is_rsa_aes:
-            return private_key.decrypt(wrapped, _oaep(algorithm))
-        size = private_key.key_size // 8
-        if len(wrapped) <= size:
-            raise UnwrapError("too short for RSA-OAEP(AES key) || AES-KWP(material)")
-        aes_key = private_key.decrypt(wrapped[:size], _oaep(algorithm))
-        if len(aes_key) not in (16, 24, 32):
-            raise UnwrapError("the RSA-wrapped part is not an AES key")
-        return aes_key_unwrap_with_padding(aes_key, wrapped[size:])
-    except (ValueError, InvalidUnwrap) as exc:
-        if isinstance(exc, UnwrapError):
-            raise
+        if algorithm.is_rsa_aes:
+            return rsa_aes_unwrap(private_key, wrapped, _hash(algorithm))
+        return private_key.decrypt(wrapped, OaepScheme(_hash(algorithm)).padding())
+    except ValueError as exc:
         raise UnwrapError(str(exc) or type(exc).__name__) from None

@@ -8,7 +8,7 @@ CloudHSM signs certificates::
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
-    from labsupport.hsm.x509 import token_private_key
+    from labsupport.crypto.x509 import token_private_key
 
     with store.open_session("hsm-abc…") as session:
         key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label="my-ca")
@@ -39,9 +39,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
-from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
-from pkcs11.util.ec import encode_ec_public_key
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature
 
+from labsupport.crypto.checks import KeyNotExtractable
+from labsupport.crypto.hashes import HashAlg
 from labsupport.errors import LabError
 
 __all__ = [
@@ -54,70 +56,16 @@ __all__ = [
 ]
 
 
-class KeyNotExtractable(LabError):
-    """The private key lives in the HSM and cannot be exported (by design)."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            f"{what} would need the private key's value, which never leaves the HSM.",
-            "Keep the key in the token and let the token sign or decrypt; export only the "
-            "public key (public_key().public_bytes(...)).",
-        )
+def _stays_in_hsm(what: str) -> KeyNotExtractable:
+    return KeyNotExtractable(
+        f"{what} would need the private key's value, which never leaves the HSM.",
+        "Keep the key in the token and let the token sign or decrypt; export only the "
+        "public key (public_key().public_bytes(...)).",
+    )
 
 
-# --- hash algorithm ↔ PKCS#11 mechanism tables -------------------------------------
-
-_RSA_PKCS1 = {
-    "sha1": Mechanism.SHA1_RSA_PKCS,
-    "sha224": Mechanism.SHA224_RSA_PKCS,
-    "sha256": Mechanism.SHA256_RSA_PKCS,
-    "sha384": Mechanism.SHA384_RSA_PKCS,
-    "sha512": Mechanism.SHA512_RSA_PKCS,
-}
-_RSA_PSS = {
-    "sha1": Mechanism.SHA1_RSA_PKCS_PSS,
-    "sha224": Mechanism.SHA224_RSA_PKCS_PSS,
-    "sha256": Mechanism.SHA256_RSA_PKCS_PSS,
-    "sha384": Mechanism.SHA384_RSA_PKCS_PSS,
-    "sha512": Mechanism.SHA512_RSA_PKCS_PSS,
-}
-_HASH_MECH = {
-    "sha1": Mechanism.SHA_1,
-    "sha224": Mechanism.SHA224,
-    "sha256": Mechanism.SHA256,
-    "sha384": Mechanism.SHA384,
-    "sha512": Mechanism.SHA512,
-}
-_MGF = {
-    "sha1": MGF.SHA1,
-    "sha224": MGF.SHA224,
-    "sha256": MGF.SHA256,
-    "sha384": MGF.SHA384,
-    "sha512": MGF.SHA512,
-}
-# DER DigestInfo prefixes (RFC 8017 §9.2) for signing a pre-hashed digest with CKM_RSA_PKCS.
-_DIGEST_INFO = {
-    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
-    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
-    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
-    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
-    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
-}
-_CURVES: dict[str, type[ec.EllipticCurve]] = {
-    "secp256r1": ec.SECP256R1,
-    "secp384r1": ec.SECP384R1,
-    "secp521r1": ec.SECP521R1,
-    "secp256k1": ec.SECP256K1,
-}
-
-
-def _hash_name(algorithm: hashes.HashAlgorithm) -> str:
-    if algorithm.name not in _HASH_MECH:
-        raise ValueError(
-            f"hash {algorithm.name} is not supported by the token adapter; "
-            f"use one of {', '.join(_HASH_MECH)}"
-        )
-    return algorithm.name
+def _hash(algorithm: hashes.HashAlgorithm) -> HashAlg:
+    return HashAlg.of(algorithm)
 
 
 def _unwrap_hash(
@@ -207,7 +155,7 @@ class _StaysInToken:
         encryption_algorithm: serialization.KeySerializationEncryption,
     ) -> bytes:
         """Not available: the private key stays in the HSM."""
-        raise KeyNotExtractable("private_bytes()")
+        raise _stays_in_hsm("private_bytes()")
 
     def __copy__(self) -> Any:
         return self
@@ -245,18 +193,18 @@ class TokenRSAPrivateKey(_StaysInToken, rsa.RSAPrivateKey):
     ) -> bytes:
         """Sign ``data`` in the token (PKCS#1 v1.5 or PSS), returning the raw signature."""
         hash_alg, prehashed = _unwrap_hash(algorithm)
-        name = _hash_name(hash_alg)
+        alg = _hash(hash_alg)
         if isinstance(padding, asym_padding.PKCS1v15):
             if prehashed:
-                return self._key.sign(_DIGEST_INFO[name] + data, mechanism=Mechanism.RSA_PKCS)
-            return self._key.sign(data, mechanism=_RSA_PKCS1[name])
+                return self._key.sign(alg.digest_info + data, mechanism=Mechanism.RSA_PKCS)
+            return self._key.sign(data, mechanism=alg.rsa_pkcs_mechanism)
         if isinstance(padding, asym_padding.PSS):
-            mgf_hash = _hash_name(padding.mgf._algorithm)  # type: ignore[attr-defined]
+            mgf_hash = _hash(padding.mgf._algorithm)  # type: ignore[attr-defined]
             salt = self._salt_length(padding, hash_alg)
-            param = (_HASH_MECH[name], _MGF[mgf_hash], salt)
+            param = (alg.mechanism, mgf_hash.mgf, salt)
             if prehashed:
                 return self._key.sign(data, mechanism=Mechanism.RSA_PKCS_PSS, mechanism_param=param)
-            return self._key.sign(data, mechanism=_RSA_PSS[name], mechanism_param=param)
+            return self._key.sign(data, mechanism=alg.rsa_pss_mechanism, mechanism_param=param)
         raise ValueError(f"unsupported RSA padding {padding.name}: use PKCS1v15 or PSS")
 
     def _salt_length(self, padding: asym_padding.PSS, algorithm: hashes.HashAlgorithm) -> int:
@@ -272,9 +220,9 @@ class TokenRSAPrivateKey(_StaysInToken, rsa.RSAPrivateKey):
     def decrypt(self, ciphertext: bytes, padding: asym_padding.AsymmetricPadding) -> bytes:
         """Decrypt ``ciphertext`` in the token (OAEP or PKCS#1 v1.5)."""
         if isinstance(padding, asym_padding.OAEP):
-            name = _hash_name(padding._algorithm)  # type: ignore[attr-defined]
-            mgf_hash = _hash_name(padding._mgf._algorithm)  # type: ignore[attr-defined]
-            param = (_HASH_MECH[name], _MGF[mgf_hash], padding._label or None)  # type: ignore[attr-defined]
+            alg = _hash(padding._algorithm)  # type: ignore[attr-defined]
+            mgf_hash = _hash(padding._mgf._algorithm)  # type: ignore[attr-defined]
+            param = (alg.mechanism, mgf_hash.mgf, padding._label or None)  # type: ignore[attr-defined]
             return self._key.decrypt(
                 ciphertext, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=param
             )
@@ -284,7 +232,7 @@ class TokenRSAPrivateKey(_StaysInToken, rsa.RSAPrivateKey):
 
     def private_numbers(self) -> rsa.RSAPrivateNumbers:
         """Not available: the private key stays in the HSM."""
-        raise KeyNotExtractable("private_numbers()")
+        raise _stays_in_hsm("private_numbers()")
 
     def __repr__(self) -> str:
         return f"<TokenRSAPrivateKey {self._key.label!r} {self.key_size} bits (in the HSM)>"
@@ -325,10 +273,7 @@ class TokenECPrivateKey(_StaysInToken, ec.EllipticCurvePrivateKey):
             h = hashes.Hash(hash_alg)
             h.update(data)
             digest = h.finalize()
-        raw = self._key.sign(digest, mechanism=Mechanism.ECDSA)
-        half = len(raw) // 2
-        r, s = int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
-        return utils.encode_dss_signature(r, s)
+        return encode_ecdsa_signature(self._key.sign(digest, mechanism=Mechanism.ECDSA))
 
     def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
         """Not supported by the adapter: use ``C_DeriveKey`` (``derive_key``) in the token."""
@@ -338,7 +283,7 @@ class TokenECPrivateKey(_StaysInToken, ec.EllipticCurvePrivateKey):
 
     def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         """Not available: the private key stays in the HSM."""
-        raise KeyNotExtractable("private_numbers()")
+        raise _stays_in_hsm("private_numbers()")
 
     def __repr__(self) -> str:
         return f"<TokenECPrivateKey {self._key.label!r} {self.curve.name} (in the HSM)>"
