@@ -22,10 +22,9 @@ copies. Lesson 04 teaches with them. Modules, by topic:
 * :mod:`~labsupport.crypto.interop` — public keys to ``cryptography``; verify outside.
 * :mod:`~labsupport.crypto.usecases` — code signing, a CA in the HSM, ``openssl verify``.
 * :mod:`~labsupport.crypto.throughput` — live ops/s measurements and a plot.
-* :mod:`~labsupport.crypto.errors_help` — what this lesson's PKCS#11 errors mean.
+* :mod:`~labsupport.crypto.errors_help` — lesson 04's diagnosis of a PKCS#11 error.
 """
 
-from labsupport.crypto import errors_help
 from labsupport.crypto.attributes import (
     attribute_table,
     defaults_table,
@@ -80,8 +79,6 @@ from labsupport.crypto.keygen import (
 from labsupport.crypto.mac import hmac_sign, hmac_verify
 from labsupport.crypto.signatures import SignatureScheme, sign, signing_plan, verify
 from labsupport.crypto.wrapping import WrapMechanism, check_value, unwrap_key, wrap_key
-
-errors_help.register()
 
 __all__ = [
     "CryptoLabError",

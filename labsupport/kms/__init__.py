@@ -15,7 +15,6 @@ where the simulation differs from AWS.
 """
 
 from labsupport.aws.inprocess import register_service
-from labsupport.kms import explanations as _explanations  # noqa: F401 - registers them
 from labsupport.kms.clock import advance_clock, now, reset_clock
 from labsupport.kms.model import (
     ACCOUNT_ID,
