@@ -74,3 +74,14 @@ def initialized(cloudhsm: Any, ec2: Any) -> tuple[str, str, pki.CertificateAutho
         ClusterId=cid, SignedCert=pki.to_pem(cert), TrustAnchor=pki.to_pem(ca.certificate)
     )
     return cid, hsm_id, ca
+
+
+def freeze_normal_clock(workspace: Any, monkeypatch: Any) -> Any:
+    """Run transitions at their normal lab duration with the lab clock frozen: a test can
+    observe a transitional state however slow the machine is; only ``advance`` ends it."""
+    from labsupport.workspace.clock import LabClock
+
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "normal")
+    clock = LabClock(workspace)
+    clock.freeze()
+    return clock

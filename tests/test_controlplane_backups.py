@@ -18,8 +18,8 @@ from cp_fixtures import (
 
 from labsupport import aws
 from labsupport.controlplane import activate_cluster, pki
-from labsupport.controlplane.clock import Clock
 from labsupport.errors import LessonOrderError
+from labsupport.workspace.clock import LabClock
 
 __all__ = ["cloudhsm", "ec2", "fast"]
 
@@ -70,7 +70,7 @@ def test_delete_restore_and_expire_backup(workspace: Any, cloudhsm: Any, active:
     with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="PENDING"):
         cloudhsm.restore_backup(BackupId=backup_id)
     cloudhsm.delete_backup(BackupId=backup_id)
-    Clock(workspace).advance(8 * 24 * 3600)  # past the 7-day restore window
+    LabClock(workspace).advance(8 * 24 * 3600)  # past the 7-day restore window
     assert cloudhsm.describe_backups()["Backups"][0]["BackupState"] == "DELETED"
     with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="DELETED"):
         cloudhsm.restore_backup(BackupId=backup_id)

@@ -6,7 +6,16 @@ import re
 from typing import Any
 
 import pytest
-from cp_fixtures import cloudhsm, describe, ec2, fast, new_cluster, subnet_ids, with_first_hsm
+from cp_fixtures import (
+    cloudhsm,
+    describe,
+    ec2,
+    fast,
+    freeze_normal_clock,
+    new_cluster,
+    subnet_ids,
+    with_first_hsm,
+)
 
 from labsupport import aws
 from labsupport.controlplane import LESSON_TAG, describe_cluster, list_clusters
@@ -49,14 +58,14 @@ def test_create_cluster_shows_create_in_progress_then_uninitialized(
 
 
 def test_transitional_state_lasts_on_the_normal_clock(workspace: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "normal")
+    freeze_normal_clock(workspace, monkeypatch)
     cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
     ec2 = aws.client("ec2", workspace=workspace)
     cid = new_cluster(cloudhsm, ec2)
     assert describe(cloudhsm, cid)["State"] == "CREATE_IN_PROGRESS"
-    from labsupport.controlplane.clock import Clock
+    from labsupport.workspace.clock import LabClock
 
-    Clock(workspace).advance(60)  # another kernel would see the same jump
+    LabClock(workspace).advance(60)  # another kernel would see the same jump
     assert describe(cloudhsm, cid)["State"] == "UNINITIALIZED"
 
 
@@ -161,7 +170,7 @@ def test_delete_cluster_with_hsms_is_refused(cloudhsm: Any, ec2: Any) -> None:
 
 
 def test_delete_while_creating_is_refused(workspace: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "normal")
+    freeze_normal_clock(workspace, monkeypatch)
     cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
     cid = new_cluster(cloudhsm, aws.client("ec2", workspace=workspace))
     with pytest.raises(

@@ -13,6 +13,7 @@ from cp_fixtures import (
     describe,
     ec2,
     fast,
+    freeze_normal_clock,
     initialized,
     new_cluster,
     sign_cluster_csr,
@@ -57,25 +58,28 @@ def test_first_hsm_is_a_token_with_identity_keys(workspace: Any, cloudhsm: Any, 
 
 
 def test_csr_is_hidden_until_the_hsm_is_active(workspace: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "1000")  # cluster: 2 ms, HSM: 3 ms
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "fast")
     cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
     cid = new_cluster(cloudhsm, aws.client("ec2", workspace=workspace))
     from labsupport.controlplane.waiters import wait_for_cluster, wait_for_hsm
+    from labsupport.workspace.clock import LabClock
 
     wait_for_cluster(cloudhsm, cid, "UNINITIALIZED", poll=0.01, progress=False)
-    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "normal")
-    az = sorted(describe(cloudhsm, cid)["SubnetMapping"])[0]
-    hsm = cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone=az)["Hsm"]
-    assert describe(cloudhsm, cid)["Certificates"] == {}
-    with pytest.raises(
-        cloudhsm.exceptions.CloudHsmInvalidRequestException,
-        match=r"CREATE_IN_PROGRESS\. Wait until it is ACTIVE",
-    ):
-        cloudhsm.initialize_cluster(ClusterId=cid, SignedCert="x", TrustAnchor="y")
-    from labsupport.controlplane.clock import Clock
-
-    Clock(workspace).advance(10)
-    assert wait_for_hsm(cloudhsm, cid, hsm["HsmId"], progress=False)["State"] == "ACTIVE"
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "normal")  # HSM creation: 3 s of lab time
+    clock = LabClock(workspace)
+    with clock.frozen():  # however slow this machine is, no lab time passes until advance
+        az = sorted(describe(cloudhsm, cid)["SubnetMapping"])[0]
+        hsm = cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone=az)["Hsm"]
+        assert describe(cloudhsm, cid)["Certificates"] == {}
+        with pytest.raises(
+            cloudhsm.exceptions.CloudHsmInvalidRequestException,
+            match=r"CREATE_IN_PROGRESS\. Wait until it is ACTIVE",
+        ):
+            cloudhsm.initialize_cluster(ClusterId=cid, SignedCert="x", TrustAnchor="y")
+        clock.advance(2.9)
+        assert describe(cloudhsm, cid)["Hsms"][0]["State"] == "CREATE_IN_PROGRESS"
+        clock.advance(0.2)
+        assert wait_for_hsm(cloudhsm, cid, hsm["HsmId"], progress=False)["State"] == "ACTIVE"
     assert "ClusterCsr" in describe(cloudhsm, cid)["Certificates"]
 
 
@@ -115,7 +119,7 @@ def test_create_hsm_errors(cloudhsm: Any, ec2: Any) -> None:
 
 
 def test_create_hsm_before_cluster_is_ready(workspace: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "normal")
+    freeze_normal_clock(workspace, monkeypatch)
     cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
     cid = new_cluster(cloudhsm, aws.client("ec2", workspace=workspace))
     az = sorted(describe(cloudhsm, cid)["SubnetMapping"])[0]
@@ -168,7 +172,7 @@ def test_initialize_response_and_state_message(workspace: Any, monkeypatch: Any)
     cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
     cid, _ = with_first_hsm(cloudhsm, aws.client("ec2", workspace=workspace))
     ca, cert = sign_cluster_csr(cloudhsm, cid)
-    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "normal")
+    freeze_normal_clock(workspace, monkeypatch)
     out = cloudhsm.initialize_cluster(
         ClusterId=cid, SignedCert=pki.to_pem(cert), TrustAnchor=pki.to_pem(ca.certificate)
     )
@@ -216,7 +220,7 @@ def test_delete_hsm_while_deleting(workspace: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "fast")
     cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
     cid, first = with_first_hsm(cloudhsm, aws.client("ec2", workspace=workspace))
-    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "normal")
+    freeze_normal_clock(workspace, monkeypatch)
     cloudhsm.delete_hsm(ClusterId=cid, HsmId=first)
     assert describe(cloudhsm, cid)["Hsms"][0]["State"] == "DELETE_IN_PROGRESS"
     with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="already"):

@@ -16,9 +16,9 @@ from cp_fixtures import cloudhsm, describe, ec2, fast, new_cluster, with_first_h
 
 from labsupport import aws
 from labsupport.controlplane import describe_cluster, list_clusters, quickstart
-from labsupport.controlplane.clock import Clock
 from labsupport.controlplane.states import ClusterState, HsmState
 from labsupport.controlplane.waiters import WaitFailed, WaitTimeout, wait_for_cluster
+from labsupport.workspace.clock import LabClock
 
 __all__ = ["cloudhsm", "ec2", "fast"]
 
@@ -104,16 +104,20 @@ def test_waiter_follows_the_clock(workspace: Any, monkeypatch: Any) -> None:
     cluster = wait_for_cluster(cloudhsm, cid, "UNINITIALIZED", poll=0.01, progress=False)
     assert cluster["State"] == "UNINITIALIZED"
     monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "normal")
-    cloudhsm.delete_cluster(ClusterId=cid)
-    with pytest.raises(WaitFailed, match="DELETE_IN_PROGRESS"):
-        wait_for_cluster(cloudhsm, cid, "ACTIVE", poll=0.01, progress=False)
-    Clock(workspace).advance(5)
-    assert wait_for_cluster(cloudhsm, cid, "DELETED", progress=False)["State"] == "DELETED"
-    cid2 = new_cluster(cloudhsm, aws.client("ec2", workspace=workspace))
-    with pytest.raises(WaitTimeout, match="CREATE_IN_PROGRESS"):
-        wait_for_cluster(cloudhsm, cid2, "UNINITIALIZED", poll=0.01, timeout=0.05, progress=False)
-    Clock(workspace).advance(5)
-    assert wait_for_cluster(cloudhsm, cid2, progress=False)["State"] == "UNINITIALIZED"
+    clock = LabClock(workspace)
+    with clock.frozen():  # only advance() moves lab time, however slow the machine
+        cloudhsm.delete_cluster(ClusterId=cid)
+        with pytest.raises(WaitFailed, match="DELETE_IN_PROGRESS"):
+            wait_for_cluster(cloudhsm, cid, "ACTIVE", poll=0.01, progress=False)
+        clock.advance(5)
+        assert wait_for_cluster(cloudhsm, cid, "DELETED", progress=False)["State"] == "DELETED"
+        cid2 = new_cluster(cloudhsm, aws.client("ec2", workspace=workspace))
+        with pytest.raises(WaitTimeout, match="CREATE_IN_PROGRESS"):
+            wait_for_cluster(
+                cloudhsm, cid2, "UNINITIALIZED", poll=0.01, timeout=0.05, progress=False
+            )
+        clock.advance(5)
+        assert wait_for_cluster(cloudhsm, cid2, progress=False)["State"] == "UNINITIALIZED"
     with pytest.raises(WaitFailed, match="does not exist"):
         wait_for_cluster(cloudhsm, "cluster-ddddddddddd", progress=False)
 
@@ -173,9 +177,10 @@ def test_wait_for_hsm_deletion(workspace: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "fast")
     cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
     cid, hsm_id = with_first_hsm(cloudhsm, aws.client("ec2", workspace=workspace))
-    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "20")  # HSM deletion: 75 ms
-    cloudhsm.delete_hsm(ClusterId=cid, HsmId=hsm_id)
-    assert describe(cloudhsm, cid)["Hsms"][0]["State"] == "DELETE_IN_PROGRESS"
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "20")  # HSM deletion: 75 ms of lab time
+    with LabClock(workspace).frozen():  # no lab time passes, however slow the machine
+        cloudhsm.delete_hsm(ClusterId=cid, HsmId=hsm_id)
+        assert describe(cloudhsm, cid)["Hsms"][0]["State"] == "DELETE_IN_PROGRESS"
     assert wait_for_hsm(cloudhsm, cid, hsm_id, "DELETED", poll=0.02, progress=False) == {}
     with pytest.raises(WaitFailed, match="DELETED"):
         wait_for_hsm(cloudhsm, cid, hsm_id, "ACTIVE", poll=0.02, progress=False)

@@ -1,19 +1,21 @@
-"""The lab clock: how long the control plane's transitional states last.
+"""How long the control plane's transitional states last on the lab clock.
 
 On AWS, creating a cluster or an HSM takes minutes. The lab compresses those waits to a
 few seconds of wall time so learners still see ``CREATE_IN_PROGRESS`` and write the
 poll loop they would write against AWS, without waiting for real.
 
-Each transitional state records *when* it ends on the lab clock; describe calls compare
-that with :meth:`Clock.now` (reads never write). Ways to move faster:
+Each transitional state records *when* it ends on the lab clock
+(:class:`labsupport.workspace.clock.LabClock`, the one clock of the lab, judged in the
+scope that owns the cluster); describe calls compare that with the clock's time (reads
+never write). Ways to move faster:
 
 * ``CLOUDHSM_LAB_CLOCK=fast`` in the environment (tests, CI, benchmarks, notebook
   kernels started by them): every transition is due at once, so the response of
   ``create_cluster`` still says ``CREATE_IN_PROGRESS`` and the next describe says
   ``UNINITIALIZED``. ``CLOUDHSM_LAB_CLOCK=<number>`` runs the clock that many times faster.
 * ``with clock.fast_forward():`` the same, for a block of code in this process.
-* ``Clock(ws).advance(seconds)``: move this workspace's clock forward (all processes
-  see it), completing whatever is due by then.
+* ``LabClock(ws).advance(seconds)``: move this scope's lab clock forward (all processes
+  see it), completing whatever is due by then; ``LabClock(ws).frozen()`` stops it (tests).
 """
 
 from __future__ import annotations
@@ -21,10 +23,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
-import time
 from collections.abc import Iterator
-
-from labsupport.workspace.home import Workspace
 
 ENV_CLOCK = "CLOUDHSM_LAB_CLOCK"
 
@@ -92,31 +91,3 @@ def duration(step: Step) -> float:
     if step is Step.BACKUP_EXPIRE:
         return seconds
     return 0.0 if speed() == float("inf") else seconds / speed()
-
-
-def aws_duration(step: Step) -> str:
-    """How long ``step`` typically takes on AWS, in words."""
-    return DURATIONS[step][1]
-
-
-class Clock:
-    """The lab clock of one workspace: wall time plus any :meth:`advance` made."""
-
-    def __init__(self, workspace: Workspace) -> None:
-        self._state = workspace.state("clock")
-
-    def offset(self) -> float:
-        """Seconds the clock was advanced in total."""
-        return float(self._state.read().get("offset", 0.0))
-
-    def now(self) -> float:
-        """The current lab time (seconds since the epoch)."""
-        return time.time() + self.offset()
-
-    def advance(self, seconds: float) -> float:
-        """Move the clock forward by ``seconds`` (all kernels see it); returns the new time."""
-        if seconds < 0:
-            raise ValueError("the lab clock only moves forward")
-        with self._state.update() as data:
-            data["offset"] = float(data.get("offset", 0.0)) + seconds
-        return self.now()

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labsupport.controlplane import hardware
-from labsupport.controlplane.clock import Clock, Step, duration
+from labsupport.controlplane.clock import Step, duration
 from labsupport.controlplane.states import BackupState, ClusterState, HsmState
 from labsupport.errors import LabError, LessonOrderError
+from labsupport.workspace.clock import ClockReading, LabClock
 from labsupport.workspace.home import (
     LESSON_TAG,
     WORKSPACE_OWNER,
@@ -91,12 +92,14 @@ def _settle_record(rec: dict[str, Any], now: float) -> None:
     rec["next"] = pending
 
 
-def settle(data: dict[str, Any], now: float) -> dict[str, Any]:
-    """Apply every transition due by ``now`` to the state document ``data`` (in place).
+def settle(data: dict[str, Any], clock: ClockReading) -> dict[str, Any]:
+    """Apply every transition due on the lab clock to the state document ``data`` (in place).
 
-    HSMs that reached DELETED disappear from their cluster, as on AWS.
+    Each record is judged by the clock of the lesson scope that owns it. HSMs that
+    reached DELETED disappear from their cluster, as on AWS.
     """
     for cluster in data.get("clusters", {}).values():
+        now = clock.now(record_owner(cluster))
         _settle_record(cluster, now)
         hsms = cluster.get("hsms", {})
         for hsm in hsms.values():
@@ -104,7 +107,7 @@ def settle(data: dict[str, Any], now: float) -> dict[str, Any]:
         for hsm_id in [h for h, rec in hsms.items() if rec["state"] == HsmState.DELETED]:
             del hsms[hsm_id]
     for backup in data.get("backups", {}).values():
-        _settle_record(backup, now)
+        _settle_record(backup, clock.now(record_owner(backup)))
     return data
 
 
@@ -113,12 +116,12 @@ class ControlPlane:
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
-        self.clock = Clock(workspace)
+        self.clock = LabClock(workspace)
         self._state = workspace.state(STATE_NAME, {"clusters": {}, "backups": {}})
 
     def view(self) -> dict[str, Any]:
         """A settled copy of the state (reading never writes)."""
-        return settle(self._state.read(), self.clock.now())
+        return settle(self._state.read(), self.clock.reading())
 
     @contextlib.contextmanager
     def change(self) -> Iterator[dict[str, Any]]:
@@ -126,7 +129,7 @@ class ControlPlane:
         with self._state.update() as data:
             data.setdefault("clusters", {})
             data.setdefault("backups", {})
-            settle(data, self.clock.now())
+            settle(data, self.clock.reading())
             yield data
 
 

@@ -9,13 +9,13 @@ Keys are symmetric (AES-256-GCM), created by KMS (``Origin="AWS_KMS"``) or waiti
 your own material (``Origin="EXTERNAL"``: GetParametersForImport → wrap → ImportKeyMaterial).
 They belong to the fake account :data:`ACCOUNT_ID` (``111122223333``) and live in the
 workspace (``state/kms.json``), so a key made in one notebook is there in the next.
-:func:`advance_clock` moves the simulated time forward to watch import tokens and
-imported key material expire. See :mod:`labsupport.kms.service` for what is simulated and
-where the simulation differs from AWS.
+:func:`advance_clock` moves the lab clock (:mod:`labsupport.workspace.clock`) of this
+lesson scope forward to watch import tokens and imported key material expire. See
+:mod:`labsupport.kms.service` for what is simulated and where the simulation differs
+from AWS.
 """
 
 from labsupport.aws.inprocess import register_service
-from labsupport.kms.clock import advance_clock, now, reset_clock
 from labsupport.kms.model import (
     ACCOUNT_ID,
     ExpirationModel,
@@ -24,10 +24,12 @@ from labsupport.kms.model import (
     WrappingAlgorithm,
     WrappingKeySpec,
     key_arn,
+    reset_kms,
 )
-from labsupport.kms.service import ENV_LESSON, LESSON_TAG, KmsService, reset_kms
+from labsupport.kms.service import KmsService
 from labsupport.kms.wrapping import unwrap_key_material, wrap_key_material
-from labsupport.workspace.home import register_reset_hook
+from labsupport.workspace.clock import advance_clock, now, reset_clock
+from labsupport.workspace.home import ENV_LESSON, LESSON_TAG, register_reset_hook
 
 __all__ = [
     "ACCOUNT_ID",

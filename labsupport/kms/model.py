@@ -15,6 +15,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from labsupport.workspace.home import LESSON_TAG, WORKSPACE_OWNER, Workspace, belongs_to
+
+#: The workspace state file of the simulated KMS (``state/kms.json``).
+STATE_NAME = "kms"
+
 #: The fake AWS account every simulated KMS key belongs to (the AWS docs' example account).
 ACCOUNT_ID = "111122223333"
 
@@ -217,3 +222,44 @@ class ImportTokenRecord:
     def from_json(cls, data: dict[str, Any]) -> ImportTokenRecord:
         """Rebuild a record from :meth:`to_json` output."""
         return cls(**data)
+
+
+# -- ownership: which lesson scope a stored key belongs to -------------------------------
+
+
+def key_owners(raw: dict[str, Any]) -> list[str]:
+    """The lesson scopes a stored key belongs to: its lesson tag and the scope it was made in."""
+    tags = {t.get("TagKey"): t.get("TagValue") for t in raw.get("tags", [])}
+    return [o for o in (tags.get(LESSON_TAG), raw.get("lesson")) if o]
+
+
+def key_scope(raw: dict[str, Any]) -> str:
+    """The scope whose lab clock judges a stored key (tag first, else made-in, else workspace)."""
+    return next(iter(key_owners(raw)), WORKSPACE_OWNER)
+
+
+def reset_kms(workspace: Workspace, lesson: str | None) -> None:
+    """Reset hook: forget every key (``lesson`` None) or the keys of one lesson.
+
+    A key belongs to a lesson scope (``"01"``, ``"01-ex"``) if it was created while
+    ``CLOUDHSM_LAB_LESSON`` named that scope, or if it carries the tag
+    ``cloudhsm-lab:lesson`` with that value; ``reset("01")`` removes both scopes' keys.
+    The scopes' lab-clock offsets are dropped by the clock's own reset
+    (:mod:`labsupport.workspace.clock`).
+    """
+    state = workspace.state(STATE_NAME)
+    if lesson is None:
+        if state.path.exists():
+            state.replace({})
+        return
+    if not state.path.exists():
+        return
+    with state.update() as data:
+        keys = data.get("keys", {})
+        for key_id, raw in list(keys.items()):
+            if any(belongs_to(o, lesson) for o in key_owners(raw)):
+                del keys[key_id]
+        tokens = data.get("import_tokens", {})
+        for token_id, raw in list(tokens.items()):
+            if raw["key_id"] not in keys:
+                del tokens[token_id]

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from labsupport.aws.inprocess import AwsServiceError, JsonService
-from labsupport.kms import ciphertext, clock
+from labsupport.kms import ciphertext
 from labsupport.kms.model import (
     ACCOUNT_ID,
     DEFAULT_PENDING_WINDOW_DAYS,
@@ -53,6 +53,7 @@ from labsupport.kms.model import (
     MAX_PLAINTEXT_BYTES,
     MAX_VALID_TO_SECONDS,
     MIN_PENDING_WINDOW_DAYS,
+    STATE_NAME,
     SYMMETRIC_KEY_BYTES,
     ExpirationModel,
     ImportedMaterial,
@@ -63,9 +64,11 @@ from labsupport.kms.model import (
     WrappingAlgorithm,
     WrappingKeySpec,
     key_arn,
+    key_scope,
 )
 from labsupport.kms.wrapping import UnwrapError, unwrap_key_material
-from labsupport.workspace.home import ENV_LESSON, LESSON_TAG, Workspace, belongs_to
+from labsupport.workspace.clock import ClockReading, LabClock
+from labsupport.workspace.home import ENV_LESSON, Workspace
 
 _TOKEN_VERSION = 1
 _DEFAULT_LIST_LIMIT = 100
@@ -134,27 +137,31 @@ class KmsService(JsonService):
 
     def __init__(self, workspace: Workspace, region: str) -> None:
         super().__init__(workspace, region)
-        self._state = workspace.state(clock.STATE_NAME)
+        self._state = workspace.state(STATE_NAME)
+        self._clock = LabClock(workspace)
 
     # -- state helpers ---------------------------------------------------------------
 
-    def _now(self) -> float:
-        return clock.now_epoch(self.workspace)
-
     @contextlib.contextmanager
     def _write(self) -> Iterator[tuple[dict[str, Any], float]]:
-        """Lock the state, apply lazy expiry/deletion, yield it and the time, then save."""
+        """Lock the state, apply lazy expiry/deletion, yield it and the caller's lab time.
+
+        Each key is judged by the clock of its own lesson scope (see
+        :mod:`labsupport.workspace.clock`), so one lesson moving its clock never expires
+        another's keys.
+        """
         with self._state.update() as data:
-            now = clock.epoch_in(data)
-            self._housekeeping(data, now)
-            yield data, now
+            reading = self._clock.reading()
+            self._housekeeping(data, reading)
+            yield data, reading.now()
 
     @staticmethod
-    def _housekeeping(data: dict[str, Any], now: float) -> None:
+    def _housekeeping(data: dict[str, Any], clock: ClockReading) -> None:
         keys = data.setdefault("keys", {})
         tokens = data.setdefault("import_tokens", {})
         for key_id, raw in list(keys.items()):
             rec = KeyRecord.from_json(raw)
+            now = clock.now(key_scope(raw))
             if rec.deleted(now):
                 del keys[key_id]  # the waiting period is over: KMS deleted the key
                 continue
@@ -164,7 +171,9 @@ class KmsService(JsonService):
         for token_id, raw in list(tokens.items()):
             if raw["key_id"] not in keys:
                 del tokens[token_id]
-            elif now >= raw["valid_to"] and raw.get("private_key_pem"):
+            elif clock.now(key_scope(keys[raw["key_id"]])) >= raw["valid_to"] and raw.get(
+                "private_key_pem"
+            ):
                 raw["private_key_pem"] = ""  # expired: the wrapping private key is discarded
 
     def _resolve_id(self, key_ref: Any) -> str:
@@ -210,7 +219,7 @@ class KmsService(JsonService):
     def _read_key(self, key_ref: Any) -> tuple[KeyRecord, float]:
         """Look a key up without writing (reads stay fast)."""
         data = self._state.read()
-        now = clock.epoch_in(data)
+        now = self._clock.now()
         return self._lookup(data, key_ref, now), now
 
     @staticmethod
@@ -361,7 +370,7 @@ class KmsService(JsonService):
                     "NextMarker of the previous ListKeys response unchanged.",
                 ) from None
         data = self._state.read()
-        now = clock.epoch_in(data)
+        now = self._clock.now()
         recs = sorted(
             (KeyRecord.from_json(raw) for raw in data.get("keys", {}).values()),
             key=lambda r: r.seq,
@@ -758,32 +767,3 @@ class KmsService(JsonService):
         if rec.first_material_id:
             result["KeyMaterialId"] = rec.first_material_id
         return result
-
-
-def reset_kms(workspace: Workspace, lesson: str | None) -> None:
-    """Reset hook: forget every key (``lesson`` None) or the keys of one lesson.
-
-    A key belongs to a lesson scope (``"01"``, ``"01-ex"``) if it was created while
-    ``CLOUDHSM_LAB_LESSON`` named that scope, or if it carries the tag
-    ``cloudhsm-lab:lesson`` with that value; ``reset("01")`` removes both scopes' keys.
-    """
-    state = workspace.state(clock.STATE_NAME)
-    if lesson is None:
-        if state.path.exists():
-            state.replace({})
-        return
-    if not state.path.exists():
-        return
-    with state.update() as data:
-        keys = data.get("keys", {})
-        for key_id, raw in list(keys.items()):
-            tags = {t.get("TagKey"): t.get("TagValue") for t in raw.get("tags", [])}
-            owners = [o for o in (raw.get("lesson"), tags.get(LESSON_TAG)) if o]
-            if any(belongs_to(o, lesson) for o in owners):
-                del keys[key_id]
-        tokens = data.get("import_tokens", {})
-        for token_id, raw in list(tokens.items()):
-            if raw["key_id"] not in keys:
-                del tokens[token_id]
-        if not keys:
-            clock.clear_offset(data)  # nothing left that depends on the moved clock
