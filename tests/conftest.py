@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,22 @@ from labsupport.workspace import Workspace
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _session_home(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # Never touch the learner's real ~/.cloudhsm-lab from the test suite; notebook
-    # kernels started by nbval inherit this variable.
-    if not os.environ.get("CLOUDHSM_LAB_HOME", "").startswith(str(tmp_path_factory.getbasetemp())):
-        os.environ["CLOUDHSM_LAB_HOME"] = str(tmp_path_factory.mktemp("lab-home"))
+def pytest_configure(config: pytest.Config) -> None:
+    """Point every test, and every notebook kernel nbval starts, at a scratch workspace.
+
+    This runs at configure time, in each xdist worker too: nbval starts a notebook's kernel
+    when the notebook's collector is set up, before any fixture, so a session fixture would
+    be too late and the kernel would use the learner's real ``~/.cloudhsm-lab``.
+    """
+    home = Path(tempfile.mkdtemp(prefix="cloudhsm-lab-tests-")) / "lab-home"
+    config._lab_scratch_home = home.parent  # type: ignore[attr-defined]
+    os.environ["CLOUDHSM_LAB_HOME"] = str(home)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    scratch = getattr(config, "_lab_scratch_home", None)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
