@@ -81,11 +81,6 @@ class ImportScheme(enum.Enum):
     RSA_AES = "rsa-aes"
 
     @property
-    def cli_command(self) -> str:
-        """The CloudHSM CLI command that imports a blob wrapped this way."""
-        return f"key unwrap {self.value}"
-
-    @property
     def mechanism(self) -> str:
         """The PKCS#11 mechanism(s) behind the scheme."""
         if self is ImportScheme.RSA_OAEP:

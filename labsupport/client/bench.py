@@ -259,22 +259,3 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     result["client_bench_seconds"] = round(time.perf_counter() - started, 1)
     return result
-
-
-def format_report(result: dict[str, Any]) -> str:
-    """A short human-readable table of :func:`run`'s result."""
-    lines = [f"Client SDK layer vs raw python-pkcs11 (file system: {result['client_filesystem']})"]
-    for name, ratio in result["ratios"].items():
-        ops = result["ops_per_second"][name]
-        lines.append(
-            f"  {name:<20} raw {ops['raw']:>10,.0f} ops/s   client {ops['client']:>10,.0f} ops/s"
-            f"   ratio {ratio:.3f}"
-        )
-    lines.append("Key sync onto a new HSM")
-    for n, s in result["sync_seconds"].items():
-        lines.append(f"  N={n:<6} {s:8.3f} s   {s / n * 1000:6.2f} ms/key")
-    for n, s in result["raw_unwrap_seconds"].items():
-        lines.append(
-            f"  raw python-pkcs11 unwrap of {n} keys into a token: {s:.3f} s (the I/O floor)"
-        )
-    return "\n".join(lines)

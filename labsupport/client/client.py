@@ -580,19 +580,6 @@ class Client:
         user = self.users.authenticate(old_user, old_password)
         self.users.change_password(user, user.username, user.role, new_password)
 
-    def key_coverage(self, reference: str | int) -> dict[str, bool]:
-        """For each ACTIVE HSM, whether it holds a copy of key ``reference`` (ground truth)."""
-        from labsupport.client.keys import parse_ref
-
-        ref = parse_ref(reference)
-        self.poll(force=True)
-        out = {}
-        for endpoint in self._view.usable_hsms:
-            link = self._link(endpoint)
-            link.invalidate()
-            out[endpoint.hsm_id] = link.find(ref, refresh=False) is not None
-        return out
-
     def token_labels(self, hsm_id: str) -> list[str]:
         """Labels of the key objects stored on one HSM's token (what `pkcs11-tool -O` lists)."""
         endpoint = self._describe().hsm(hsm_id)

@@ -114,20 +114,6 @@ class ClusterStore:
         return (st.st_mtime_ns, st.st_ino)
 
 
-def copy_cluster_data(workspace: Workspace, source_cluster: str, target_cluster: str) -> None:
-    """Copy users and key metadata to another cluster id (for a restore from backup).
-
-    A backup of a CloudHSM cluster carries its users and keys; the control plane's
-    restore should call this after copying the tokens, so the new cluster's client sees
-    the same owners and shares.
-    """
-    src = ClusterStore(workspace, source_cluster).read()
-    if not src:
-        return
-    data = dict(src, cluster_id=target_cluster, hsms={})
-    ClusterStore(workspace, target_cluster)._sf.replace(data)
-
-
 def _gone(workspace: Workspace, cluster_id: str) -> bool:
     from labsupport.client import resolver
 

@@ -18,7 +18,7 @@ Rules (CloudHSM user guide):
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pkcs11 import ObjectClass
@@ -143,10 +143,6 @@ class KeyRecord:
             created_on=data.get("created_on", ""),
             extra=dict(data.get("extra", {})),
         )
-
-    def with_status(self, status: KeyStatus) -> KeyRecord:
-        """A copy in another status."""
-        return replace(self, status=status)
 
     # -- rules -----------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ The dataclasses :class:`Cluster` and :class:`Hsm` are the read-only view other l
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -383,8 +382,3 @@ def delete_clusters_owned_by(workspace: Workspace, lesson: str | None) -> list[s
 
 def _reset_controlplane(workspace: Workspace, lesson: str | None) -> None:
     delete_clusters_owned_by(workspace, lesson)
-
-
-def deep_copy(value: Any) -> Any:
-    """A deep copy of a JSON-like value (records handed out must not alias state)."""
-    return copy.deepcopy(value)

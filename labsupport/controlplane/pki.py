@@ -427,10 +427,3 @@ def write_private_key(key: PrivateKey, path: Path | str) -> Path:
     )
     path.chmod(0o600)
     return path
-
-
-def load_ca(cert_path: Path | str, key_path: Path | str) -> CertificateAuthority:
-    """Load a CA written by :func:`write_private_key` and its PEM certificate."""
-    key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
-    assert isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey))
-    return CertificateAuthority(x509.load_pem_x509_certificate(Path(cert_path).read_bytes()), key)

@@ -37,11 +37,6 @@ class ClusterState(str, enum.Enum):
     DELETED = "DELETED"
     DEGRADED = "DEGRADED"
 
-    @property
-    def transitional(self) -> bool:
-        """True for the ``*_IN_PROGRESS`` states that end by themselves."""
-        return self.value.endswith("_IN_PROGRESS")
-
     def __str__(self) -> str:
         return self.value
 
@@ -54,11 +49,6 @@ class HsmState(str, enum.Enum):
     DEGRADED = "DEGRADED"
     DELETE_IN_PROGRESS = "DELETE_IN_PROGRESS"
     DELETED = "DELETED"
-
-    @property
-    def transitional(self) -> bool:
-        """True for the ``*_IN_PROGRESS`` states that end by themselves."""
-        return self.value.endswith("_IN_PROGRESS")
 
     def __str__(self) -> str:
         return self.value

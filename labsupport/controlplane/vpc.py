@@ -106,10 +106,6 @@ class DefaultVpc:
         """The subnet with id ``subnet_id`` (None if it is not in this VPC)."""
         return next((s for s in self.subnets if s.subnet_id == subnet_id), None)
 
-    def subnet_in(self, availability_zone: str) -> Subnet | None:
-        """The default subnet of ``availability_zone`` (None if the region has no such AZ)."""
-        return next((s for s in self.subnets if s.availability_zone == availability_zone), None)
-
 
 def zone_id(region: str, index: int) -> str:
     """AWS-style AZ id, e.g. ``use1-az1`` for the first AZ of us-east-1."""
