@@ -405,7 +405,7 @@ class Client:
         self._down.clear()
         view = self._describe()
         self._view = view
-        callback = _progress_bar() if progress is True else (progress or None)
+        callback = _SyncProgress() if progress is True else (progress or None)
         try:
             return self._reconcile(view, callback)
         finally:
@@ -604,25 +604,23 @@ def _secret_extra(obj: pkcs11.Object) -> dict[str, Any]:
     return extra
 
 
-def _progress_bar() -> Callable[[int, int], None]:
-    state: dict[str, Any] = {}
+class _SyncProgress:
+    """A progress bar for key synchronization (shown only when 50 or more keys are copied)."""
 
-    def update(done: int, total: int) -> None:
-        if total < 50:
-            return
-        bar = state.get("bar")
-        if bar is None:
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
             from tqdm.auto import tqdm
 
-            bar = state["bar"] = tqdm(total=total, desc="synchronizing keys", unit="key")
-        bar.update(done - bar.n)
+            self._bar = tqdm(total=total, desc="synchronizing keys", unit="key", disable=total < 50)
+        self._bar.update(done - self._bar.n)
 
-    def close() -> None:
-        if state.get("bar") is not None:
-            state["bar"].close()
-
-    update.close = close  # type: ignore[attr-defined]
-    return update
+    def close(self) -> None:
+        """Close the bar, if one was started."""
+        if self._bar is not None:
+            self._bar.close()
 
 
 def connect(workspace: Workspace | None = None) -> Client:
