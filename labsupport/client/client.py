@@ -319,7 +319,7 @@ class Client:
     def _describe(self) -> ClusterView:
         try:
             return resolver.describe(self.workspace, self.cluster_id)
-        except resolver.ClusterUnknown:
+        except resolver.ClusterNotFound:
             return ClusterView(self.cluster_id, "DELETED", ())
 
     def _routable(self) -> list[HsmEndpoint]:

@@ -119,7 +119,7 @@ def _gone(workspace: Workspace, cluster_id: str) -> bool:
 
     try:
         resolver.describe(workspace, cluster_id)
-    except resolver.ClusterUnknown:
+    except resolver.ClusterNotFound:
         return True
     return False
 

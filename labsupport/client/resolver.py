@@ -14,32 +14,18 @@ Local definitions win over control-plane clusters with the same id.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict
 from typing import Any
 
 from labsupport.client.endpoints import ClusterView, HsmEndpoint, HsmState
 from labsupport.client.errors import HsmUnreachable
-from labsupport.errors import LabError
+from labsupport.controlplane import cluster as controlplane
+from labsupport.controlplane.cluster import ClusterNotFound
 from labsupport.workspace.home import Workspace, belongs_to, register_reset_hook
 
 LOCAL_STATE = "client-local-clusters"
 
-
-class ClusterUnknown(LabError):
-    """Neither the control plane nor a local definition knows the cluster."""
-
-
 # -- the control plane ---------------------------------------------------------------------
-
-
-def _controlplane() -> Any | None:
-    try:
-        return importlib.import_module("labsupport.controlplane")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("labsupport.controlplane",):
-            raise
-        return None
 
 
 def _from_controlplane(cluster: Any) -> ClusterView:
@@ -112,7 +98,7 @@ def update_local_cluster(
     with _local(workspace).update() as data:
         rec = data.get("clusters", {}).get(cluster_id)
         if rec is None:
-            raise ClusterUnknown(f"No local cluster {cluster_id}.", "define_local_cluster first.")
+            raise ClusterNotFound(f"No local cluster {cluster_id}.", "define_local_cluster first.")
         if add is not None:
             rec["hsms"].append({**asdict(add), "state": add.state.value})
         if remove is not None:
@@ -134,16 +120,7 @@ def describe(workspace: Workspace, cluster_id: str) -> ClusterView:
     rec = _local(workspace).read().get("clusters", {}).get(cluster_id)
     if rec is not None:
         return _view_from_local(rec)
-    cp = _controlplane()
-    if cp is not None:
-        try:
-            return _from_controlplane(cp.describe_cluster(workspace, cluster_id))
-        except LabError as exc:
-            raise ClusterUnknown(exc.problem, exc.fix) from None
-    raise ClusterUnknown(
-        f"There is no cluster {cluster_id} in this lab workspace.",
-        "Create and initialize a cluster first (lesson 02).",
-    )
+    return _from_controlplane(controlplane.describe_cluster(workspace, cluster_id))
 
 
 def find_by_ip(workspace: Workspace, eni_ip: str) -> ClusterView | None:
@@ -151,13 +128,10 @@ def find_by_ip(workspace: Workspace, eni_ip: str) -> ClusterView | None:
     for rec in _local(workspace).read().get("clusters", {}).values():
         if any(h["eni_ip"] == eni_ip for h in rec.get("hsms", [])):
             return _view_from_local(rec)
-    cp = _controlplane()
-    if cp is not None:
-        try:
-            return _from_controlplane(cp.cluster_for_ip(workspace, eni_ip))
-        except LabError:
-            return None
-    return None
+    try:
+        return _from_controlplane(controlplane.cluster_for_ip(workspace, eni_ip))
+    except ClusterNotFound:
+        return None
 
 
 def resolve(workspace: Workspace, cluster_id: str | None, ips: list[str]) -> ClusterView:
@@ -169,7 +143,7 @@ def resolve(workspace: Workspace, cluster_id: str | None, ips: list[str]) -> Clu
     if cluster_id:
         try:
             view = describe(workspace, cluster_id)
-        except ClusterUnknown:
+        except ClusterNotFound:
             view = None
         if view is not None:
             return view
@@ -190,9 +164,7 @@ def mark_active(workspace: Workspace, cluster_id: str) -> None:
     if cluster_id in _local(workspace).read().get("clusters", {}):
         update_local_cluster(workspace, cluster_id, state="ACTIVE")
         return
-    cp = _controlplane()
-    if cp is not None:
-        cp.activate_cluster(workspace, cluster_id)
+    controlplane.activate_cluster(workspace, cluster_id)
 
 
 def _reset_local(workspace: Workspace, lesson: str | None) -> None:
