@@ -31,7 +31,9 @@ KNOWN_LARGE: dict[str, str] = {
 }
 
 #: Layer of each package, lowest first (docs/architecture.md). A module may import its
-#: own layer and the ones below, never above.
+#: own layer and the ones below, never above. The composition root
+#: (``labsupport.simulators``) wires every layer together and sits outside the order, as
+#: do the tools (``commands``, ``authoring``) that run the whole lab.
 LAYERS: dict[str, int] = {
     "labsupport.errors": 0,
     "labsupport.explanations": 0,

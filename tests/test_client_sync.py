@@ -16,7 +16,7 @@ from client_fixtures import (
 )
 from pkcs11 import KeyType
 
-from labsupport import aws
+from labsupport import aws, simulators
 from labsupport import client as chsm
 from labsupport.client.endpoints import HsmState
 
@@ -216,7 +216,9 @@ def test_quickstart_connected_cluster(workspace, monkeypatch):
         assert ready.client.cluster_state == "ACTIVE"
         key = make_aes(ready.login("alice"), "k")
         assert len(key.hsms) == 2
-        workspace.reset("test")  # the lesson reset removes cluster, client state and files
+        simulators.reset(
+            workspace, "test"
+        )  # the lesson reset removes cluster, client state and files
         assert not ready.client.store.path.exists()
         with pytest.raises(chsm.ClientNotConfigured):
             chsm.connect(workspace)

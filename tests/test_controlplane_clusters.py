@@ -17,7 +17,7 @@ from cp_fixtures import (
     with_first_hsm,
 )
 
-from labsupport import aws
+from labsupport import aws, simulators
 from labsupport.controlplane import LESSON_TAG, describe_cluster, list_clusters
 from labsupport.controlplane.cluster import ClusterNotFound
 from labsupport.controlplane.states import ClusterState
@@ -238,11 +238,11 @@ def test_python_view_and_ownership_reset(
     assert describe_cluster(workspace, exercise).owner == "02-ex"
     assert describe_cluster(workspace, other).owner == "workspace"
     assert [c.cluster_id for c in list_clusters(workspace)] == [mine, exercise, other]
-    workspace.reset("02")
+    simulators.reset(workspace, "02")
     assert [c["ClusterId"] for c in cloudhsm.describe_clusters()["Clusters"]] == [other]
     with pytest.raises(ClusterNotFound, match=mine):
         describe_cluster(workspace, mine)
-    workspace.reset()
+    simulators.reset(workspace)
     assert cloudhsm.describe_clusters()["Clusters"] == []
 
 
@@ -255,6 +255,6 @@ def test_reset_deletes_hsm_tokens(
     _cid, hsm_id = with_first_hsm(cloudhsm, ec2)
     store = token_store(workspace)
     assert store.record(hsm_id).owner == "02"
-    workspace.reset("02")
+    simulators.reset(workspace, "02")
     assert hsm_id not in store.records()
     assert cloudhsm.describe_clusters()["Clusters"] == []

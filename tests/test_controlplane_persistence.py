@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cp_fixtures import cloudhsm, describe, ec2, fast, new_cluster, with_first_hsm
 
-from labsupport import aws
+from labsupport import aws, simulators
 from labsupport.controlplane import describe_cluster, list_clusters, quickstart
 from labsupport.controlplane.states import ClusterState, HsmState
 from labsupport.controlplane.waiters import WaitFailed, WaitTimeout, wait_for_cluster
@@ -142,7 +142,7 @@ def test_quickstart_initialized_cluster(workspace: Any, monkeypatch: Any, tmp_pa
     assert oct(ca_key.stat().st_mode & 0o777) == "0o600"
     again = quickstart.initialized_cluster(workspace, owner="03", hsm_count=1)
     assert [c.cluster_id for c in list_clusters(workspace)] == [again.cluster_id]
-    workspace.reset("03")
+    simulators.reset(workspace, "03")
     assert not ca_cert.exists()
 
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from botocore.exceptions import ClientError
 
-from labsupport import aws
+from labsupport import aws, simulators
 from labsupport.kms import ACCOUNT_ID, advance_clock
 from labsupport.workspace import Workspace
 
@@ -187,12 +187,12 @@ def test_reset_of_a_lesson_removes_only_its_keys(
     tagged = kms.create_key(Tags=[{"TagKey": "cloudhsm-lab:lesson", "TagValue": "01-ex"}])
     other = kms.create_key()["KeyMetadata"]["KeyId"]
     advance_clock(days=1, workspace=workspace)
-    workspace.reset("01")
+    simulators.reset(workspace, "01")
     assert [k["KeyId"] for k in kms.list_keys()["Keys"]] == [other]
     for gone in (mine, tagged["KeyMetadata"]["KeyId"]):
         with pytest.raises(kms.exceptions.NotFoundException):
             kms.describe_key(KeyId=gone)
-    workspace.reset()
+    simulators.reset(workspace)
     assert kms.list_keys()["Keys"] == []
     assert "clock_offset_seconds" not in workspace.state("kms").read()
 

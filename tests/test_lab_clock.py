@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from labsupport import aws
+from labsupport import aws, simulators
 from labsupport.pedagogy import start_lesson
 from labsupport.workspace import Workspace
 from labsupport.workspace.clock import LabClock, advance_clock, now, reset_clock
@@ -40,11 +40,11 @@ def test_resetting_a_lesson_drops_its_scopes_offsets(workspace: Workspace) -> No
     clock.advance(86400, scope="05-lesson")
     clock.advance(60, scope="05-ex")
     clock.advance(30, scope="04-lesson")
-    workspace.reset("05-lesson")
+    simulators.reset(workspace, "05-lesson")
     assert clock.offset("05-lesson") == 0 and clock.offset("05-ex") == 60
-    workspace.reset("05")
+    simulators.reset(workspace, "05")
     assert clock.offset("05-ex") == 0 and clock.offset("04-lesson") == 30
-    workspace.reset()
+    simulators.reset(workspace)
     assert clock.reading().offsets == {}
 
 

@@ -8,6 +8,7 @@ import sys
 import pkcs11
 import pytest
 
+from labsupport import simulators
 from labsupport.errors import SoftHSMNotFound, TokenNotFound
 from labsupport.hsm import find_module, install_hint, token_store
 from labsupport.pedagogy import start_lesson
@@ -72,7 +73,7 @@ def test_reset_lesson_deletes_only_its_tokens(workspace: Workspace) -> None:
     store = token_store(workspace)
     store.create("l00", owner="00")
     store.create("l01", owner="01")
-    workspace.reset("00")
+    simulators.reset(workspace, "00")
     assert set(store.records()) == {"l01"}
     labels = {t.label for t in store.lib.get_tokens()}
     assert "l00" not in labels and "l01" in labels

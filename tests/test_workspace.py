@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from labsupport import simulators
 from labsupport.errors import CorruptStateError, WorkspaceError
 from labsupport.workspace import Workspace
-from labsupport.workspace.home import register_reset_hook
 
 
 def test_open_creates_private_layout(tmp_path: Path) -> None:
@@ -115,15 +115,18 @@ def test_two_processes_never_lose_an_update(workspace: Workspace) -> None:
     assert workspace.state("counter").read()["n"] == 300
 
 
-def test_reset_runs_hooks_and_clears_lesson_files(workspace: Workspace) -> None:
+def test_reset_runs_every_layer_and_clears_lesson_files(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[str | None] = []
-    register_reset_hook(lambda ws, lesson: seen.append(lesson) if ws == workspace else None)
+    steps = (*simulators.RESET_STEPS, lambda ws, lesson: seen.append(lesson))
+    monkeypatch.setattr(simulators, "RESET_STEPS", steps)
     (workspace.lesson_dir("02") / "customerCA.crt").write_text("x")
     (workspace.lesson_dir("03") / "keep.txt").write_text("x")
-    workspace.reset("02")
+    simulators.reset(workspace, "02")
     assert not (workspace.root / "lessons" / "02").exists()
     assert (workspace.root / "lessons" / "03" / "keep.txt").exists()
-    workspace.reset()
+    simulators.reset(workspace)
     assert not (workspace.root / "lessons").exists()
     assert seen == ["02", None]
     assert workspace.softhsm_conf.exists()

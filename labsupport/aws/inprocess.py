@@ -1,21 +1,22 @@
-"""The botocore ``before-send`` bridge between boto3 clients and local simulators."""
+"""The botocore ``before-send`` bridge: what every in-process simulator is built on.
+
+:class:`JsonService` turns a botocore request into a method call and its answer (or an
+:class:`AwsServiceError`) into the wire response botocore parses. Which simulator
+answers which service is decided in :mod:`labsupport.simulators`; the boto3 client is
+made by :func:`labsupport.aws.client`.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-import boto3
-import botocore.client
-from botocore import UNSIGNED
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-from botocore.config import Config
 
 from labsupport.workspace.home import Workspace
 
+#: ``CLOUDHSM_LAB_USE_AWS=1``: ``aws.client`` returns a plain boto3 client for real AWS.
 ENV_USE_AWS = "CLOUDHSM_LAB_USE_AWS"
 DEFAULT_REGION = "us-east-1"
 
@@ -120,68 +121,3 @@ def _json_default(value: Any) -> Any:
 
         return base64.b64encode(value).decode()
     raise TypeError(f"cannot serialize {type(value).__name__}")
-
-
-ServiceFactory = Callable[[Workspace, str], Any]
-_SERVICES: dict[str, ServiceFactory] = {}
-
-
-def register_service(name: str, factory: ServiceFactory) -> None:
-    """Register the simulator factory for botocore service ``name``.
-
-    ``factory(workspace, region)`` must return an object with a ``handle(request)``
-    method usable as a botocore ``before-send`` handler.
-    """
-    _SERVICES[name] = factory
-
-
-def simulated_services() -> list[str]:
-    """Names of the AWS services the lab simulates."""
-    _load_simulators()
-    return sorted(_SERVICES)
-
-
-def _load_simulators() -> None:
-    from labsupport.layers import load_layers
-
-    load_layers(("labsupport.controlplane", "labsupport.kms"))
-
-
-_BOTO_SESSION: boto3.session.Session | None = None
-
-
-def _session() -> boto3.session.Session:
-    # One boto3 session per process: it caches the loaded service models.
-    global _BOTO_SESSION
-    if _BOTO_SESSION is None:
-        _BOTO_SESSION = boto3.session.Session()
-    return _BOTO_SESSION
-
-
-def client(
-    service: str,
-    region_name: str | None = None,
-    workspace: Workspace | None = None,
-    **kwargs: Any,
-) -> botocore.client.BaseClient:
-    """Return a boto3 client for ``service``, answered by the lab's simulator.
-
-    With ``CLOUDHSM_LAB_USE_AWS=1`` in the environment the client talks to real
-    AWS with your normal credentials instead (charges apply!).
-    """
-    region = region_name or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-    if os.environ.get(ENV_USE_AWS) == "1":
-        return boto3.client(service, region_name=region, **kwargs)
-    _load_simulators()
-    if service not in _SERVICES:
-        raise ValueError(
-            f"CloudHSM Lab does not simulate {service!r}; simulated services: "
-            f"{', '.join(simulated_services())}."
-        )
-    simulator = _SERVICES[service](workspace or Workspace.open(), region)
-    config = Config(signature_version=UNSIGNED, retries={"max_attempts": 1, "mode": "standard"})
-    if "config" in kwargs:
-        config = config.merge(kwargs.pop("config"))
-    aws_client = _session().client(service, region_name=region, config=config, **kwargs)
-    aws_client.meta.events.register(f"before-send.{service}", simulator.handle)
-    return aws_client

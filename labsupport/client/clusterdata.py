@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from labsupport.workspace.home import Workspace, belongs_to, register_reset_hook
+from labsupport.workspace.home import Workspace, belongs_to
 from labsupport.workspace.statefile import StateFile
 
 STATE_PREFIX = "client-cluster-"
@@ -124,7 +124,7 @@ def _gone(workspace: Workspace, cluster_id: str) -> bool:
     return False
 
 
-def _reset_cluster_data(workspace: Workspace, lesson: str | None) -> None:
+def reset_cluster_data(workspace: Workspace, lesson: str | None) -> None:
     for path in workspace.state_dir.glob(f"{STATE_PREFIX}*.json"):
         cluster_id = path.name[len(STATE_PREFIX) : -len(".json")]
         try:
@@ -137,6 +137,3 @@ def _reset_cluster_data(workspace: Workspace, lesson: str | None) -> None:
                     os.unlink(str(path) + suffix)
             with _FILES_LOCK:
                 _FILES.pop(str(path), None)
-
-
-register_reset_hook(_reset_cluster_data)

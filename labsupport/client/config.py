@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature
 
 from labsupport.client.errors import ClientNotConfigured, TrustAnchorError
 from labsupport.errors import LabError
-from labsupport.workspace.home import Workspace, belongs_to, current_scope, register_reset_hook
+from labsupport.workspace.home import Workspace, belongs_to, current_scope
 
 HSM_PORT = 2223
 CONFIG_NAME = "cloudhsm-pkcs11.cfg"
@@ -371,7 +371,7 @@ def verify_hsm_certificate(
     return anchor
 
 
-def _reset_config(workspace: Workspace, lesson: str | None) -> None:
+def reset_config(workspace: Workspace, lesson: str | None) -> None:
     """Remove the client machines (config, trust anchor, log) of the reset lesson scopes."""
     base = workspace.root / "cloudhsm"
     if not base.is_dir():
@@ -379,6 +379,3 @@ def _reset_config(workspace: Workspace, lesson: str | None) -> None:
     for machine in base.iterdir():
         if machine.is_dir() and belongs_to(machine.name, lesson):
             shutil.rmtree(machine, ignore_errors=True)
-
-
-register_reset_hook(_reset_config)

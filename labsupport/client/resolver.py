@@ -21,7 +21,7 @@ from labsupport.client.endpoints import ClusterView, HsmEndpoint, HsmState
 from labsupport.client.errors import HsmUnreachable
 from labsupport.controlplane import cluster as controlplane
 from labsupport.controlplane.cluster import ClusterNotFound
-from labsupport.workspace.home import Workspace, belongs_to, register_reset_hook
+from labsupport.workspace.home import Workspace, belongs_to
 
 LOCAL_STATE = "client-local-clusters"
 
@@ -167,7 +167,7 @@ def mark_active(workspace: Workspace, cluster_id: str) -> None:
     controlplane.activate_cluster(workspace, cluster_id)
 
 
-def _reset_local(workspace: Workspace, lesson: str | None) -> None:
+def reset_local_clusters(workspace: Workspace, lesson: str | None) -> None:
     sf = _local(workspace)
     if not sf.read().get("clusters"):
         return
@@ -175,6 +175,3 @@ def _reset_local(workspace: Workspace, lesson: str | None) -> None:
         for cid, rec in list(data.get("clusters", {}).items()):
             if belongs_to(rec.get("owner") or "", lesson) or lesson is None:
                 del data["clusters"][cid]
-
-
-register_reset_hook(_reset_local)

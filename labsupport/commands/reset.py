@@ -7,9 +7,9 @@ import os
 import re
 from pathlib import Path
 
+from labsupport import simulators
 from labsupport.authoring.course import lesson_ids
 from labsupport.errors import LabError
-from labsupport.layers import load_layers
 from labsupport.workspace.home import Workspace
 
 NAME = "reset"
@@ -84,10 +84,9 @@ def give_back(root: Path, owner: tuple[int, int]) -> int:
 def run(args: argparse.Namespace) -> int:
     """Reset and say what was reset (exit 1 with the valid ids for a bad lesson)."""
     lesson = validate_lesson(args.lesson) if args.lesson is not None else None
-    load_layers()  # so every layer's reset hook is registered
     ws = Workspace.open()
     owner = workspace_owner(ws.root)
-    ws.reset(lesson)
+    simulators.reset(ws, lesson)
     what = f"lesson {lesson}" if lesson else "the whole workspace"
     if os.geteuid() == 0 and owner[0] != 0:
         # Run as root (sudo, a hub admin): files the reset recreated (state/, tokens/,

@@ -9,8 +9,8 @@ Learners use it through real boto3 clients, exactly as against AWS::
     cluster = cloudhsm.create_cluster(HsmType="hsm2m.medium",
                                       SubnetIds=[s["SubnetId"] for s in subnets[:2]])["Cluster"]
 
-Importing this package registers both simulators with :mod:`labsupport.aws`
-(``aws.client`` imports it on first use). State lives in the workspace
+:mod:`labsupport.simulators` (the composition root) answers ``aws.client("cloudhsmv2")``
+and ``aws.client("ec2")`` with them. State lives in the workspace
 (``state/cloudhsmv2.json``), so a restarted kernel or a second notebook sees the same
 clusters; each HSM is its own SoftHSM token (labelled with the HSM id), created by
 CreateHsm and deleted by DeleteHsm. Transitional states (``CREATE_IN_PROGRESS`` …) end
@@ -19,8 +19,8 @@ after a few seconds on the lab clock (:mod:`~labsupport.controlplane.clock`;
 
 Ownership and reset: a cluster belongs to the lesson scope named by its
 ``cloudhsm-lab:lesson`` tag, else by ``$CLOUDHSM_LAB_LESSON`` at creation, else to
-``"workspace"``; ``Workspace.reset(lesson)`` removes that lesson's clusters, backups and
-HSM tokens at once.
+``"workspace"``; ``labsupport.simulators.reset(ws, lesson)`` removes that lesson's clusters,
+backups and HSM tokens at once (:func:`delete_clusters_owned_by`).
 
 Python API for other layers (read-only snapshots, no boto3 needed):
 
@@ -41,7 +41,6 @@ Python API for other layers (read-only snapshots, no boto3 needed):
 * :mod:`~labsupport.controlplane.pki`: the cluster PKI (roots, chain checks, your CA).
 """
 
-from labsupport.aws.inprocess import register_service
 from labsupport.controlplane.cluster import (
     Cluster,
     ClusterNotFound,
@@ -52,7 +51,6 @@ from labsupport.controlplane.cluster import (
     describe_cluster,
     list_clusters,
 )
-from labsupport.controlplane.cluster import _reset_controlplane as _reset
 from labsupport.controlplane.ec2 import Ec2Service
 from labsupport.controlplane.service import CloudHsmV2Service
 from labsupport.controlplane.states import (
@@ -62,11 +60,7 @@ from labsupport.controlplane.states import (
     HsmState,
     HsmType,
 )
-from labsupport.workspace.home import ENV_LESSON, LESSON_TAG, register_reset_hook
-
-register_service("cloudhsmv2", CloudHsmV2Service)
-register_service("ec2", Ec2Service)
-register_reset_hook(_reset)
+from labsupport.workspace.home import ENV_LESSON, LESSON_TAG
 
 __all__ = [
     "ENV_LESSON",

@@ -378,7 +378,3 @@ def delete_clusters_owned_by(workspace: Workspace, lesson: str | None) -> list[s
             if belongs_to(record_owner(rec), lesson):
                 del data["backups"][bid]
     return removed
-
-
-def _reset_controlplane(workspace: Workspace, lesson: str | None) -> None:
-    delete_clusters_owned_by(workspace, lesson)

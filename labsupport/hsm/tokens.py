@@ -27,7 +27,7 @@ from pkcs11.exceptions import UserAlreadyLoggedIn
 
 from labsupport.errors import LabError, TokenNotFound
 from labsupport.hsm.module import find_module, find_softhsm_util
-from labsupport.workspace.home import Workspace, belongs_to, register_reset_hook
+from labsupport.workspace.home import Workspace, belongs_to
 
 
 @dataclass(frozen=True)
@@ -225,8 +225,5 @@ def token_store(workspace: Workspace | None = None) -> TokenStore:
     return TokenStore(workspace or Workspace.open())
 
 
-def _reset_tokens(workspace: Workspace, lesson: str | None) -> None:
+def reset_tokens(workspace: Workspace, lesson: str | None) -> None:
     TokenStore(workspace).delete_owned_by(lesson)
-
-
-register_reset_hook(_reset_tokens)

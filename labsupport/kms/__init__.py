@@ -15,7 +15,6 @@ lesson scope forward to watch import tokens and imported key material expire. Se
 from AWS.
 """
 
-from labsupport.aws.inprocess import register_service
 from labsupport.kms.model import (
     ACCOUNT_ID,
     ExpirationModel,
@@ -24,12 +23,11 @@ from labsupport.kms.model import (
     WrappingAlgorithm,
     WrappingKeySpec,
     key_arn,
-    reset_kms,
 )
 from labsupport.kms.service import KmsService
 from labsupport.kms.wrapping import unwrap_key_material, wrap_key_material
 from labsupport.workspace.clock import advance_clock, now, reset_clock
-from labsupport.workspace.home import ENV_LESSON, LESSON_TAG, register_reset_hook
+from labsupport.workspace.home import ENV_LESSON, LESSON_TAG
 
 __all__ = [
     "ACCOUNT_ID",
@@ -48,6 +46,3 @@ __all__ = [
     "unwrap_key_material",
     "wrap_key_material",
 ]
-
-register_service("kms", KmsService)
-register_reset_hook(reset_kms)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pkcs11
 
 from labsupport.hsm.tokens import TokenStore
-from labsupport.layers import load_layers
 from labsupport.pedagogy.explain import install_exception_hook
 from labsupport.workspace.home import ENV_LESSON, Workspace
 
@@ -58,8 +57,9 @@ class Lesson:
 
     def reset(self) -> None:
         """Delete everything this lesson created, as if it had never been run."""
-        load_layers()
-        self.workspace.reset(self.scope)
+        from labsupport import simulators  # the composition root knows every layer's reset
+
+        simulators.reset(self.workspace, self.scope)
 
 
 def start_lesson(

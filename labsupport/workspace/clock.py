@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from labsupport.workspace.home import Workspace, belongs_to, current_scope, register_reset_hook
+from labsupport.workspace.home import Workspace, belongs_to, current_scope
 
 STATE_NAME = "clock"
 
@@ -141,10 +141,3 @@ def advance_clock(
 def reset_clock(workspace: Workspace | None = None) -> None:
     """Set this lesson scope's lab clock back to real time."""
     LabClock(_workspace(workspace)).reset(current_scope())
-
-
-def _reset_clock_hook(workspace: Workspace, lesson: str | None) -> None:
-    LabClock(workspace).reset(lesson)
-
-
-register_reset_hook(_reset_clock_hook)

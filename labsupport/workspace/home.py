@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,17 +35,6 @@ objectstore.backend = file
 log.level = ERROR
 slots.removable = false
 """
-
-# Hooks other layers register to clean up their part of a lesson on reset.
-ResetHook = Callable[["Workspace", "str | None"], None]
-_reset_hooks: list[ResetHook] = []
-
-
-def register_reset_hook(hook: ResetHook) -> ResetHook:
-    """Register ``hook(workspace, lesson)`` to run on every reset (``lesson`` None = all)."""
-    if hook not in _reset_hooks:
-        _reset_hooks.append(hook)
-    return hook
 
 
 def belongs_to(owner: str, lesson: str | None) -> bool:
@@ -139,14 +127,12 @@ class Workspace:
                 f"Set {ENV_HOME} to a writable directory with free space, then restart the kernel.",
             ) from exc
 
-    def reset(self, lesson: str | None = None) -> None:
-        """Reset one lesson's state, or the whole workspace when ``lesson`` is None.
+    def remove_lesson_files(self, lesson: str | None = None) -> None:
+        """Remove the files of one lesson scope, or every token, state and lesson file.
 
-        Every layer cleans up its own part (tokens, clusters, keys) through a
-        registered reset hook; then the lesson's files are removed.
+        The last step of :func:`labsupport.simulators.reset`, which first lets every
+        layer clean up its part (tokens, clusters, keys).
         """
-        for hook in list(_reset_hooks):
-            hook(self, lesson)
         if lesson is None:
             for d in (self.token_dir, self.state_dir, self.root / "lessons"):
                 shutil.rmtree(d, ignore_errors=True)
