@@ -147,7 +147,7 @@ def test_quickstart_initialized_cluster(workspace: Any, monkeypatch: Any, tmp_pa
 
 
 def test_benchmark_quick(workspace: Any) -> None:
-    from labsupport.controlplane import bench
+    from labsupport.bench import controlplane as bench
 
     result = bench.run(quick=True)
     assert result["cluster_setup_s"] > 0 and result["describe_clusters_per_s"] > 0

@@ -1,14 +1,13 @@
 """``bench [--quick] [--json]``: measure the lab's speed and print the figures.
 
-Sections come from the layers that define a ``bench.run(quick) -> dict``: the
-control plane (cluster set-up time, boto3 calls/s through the in-process handler)
+Sections are the modules of :mod:`labsupport.bench`, each with ``run(quick) -> dict``:
+the control plane (cluster set-up time, boto3 calls/s through the in-process handler)
 and the client layer (ops/s vs raw python-pkcs11 as ratios, key-sync times).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from typing import Any
 
@@ -16,20 +15,15 @@ from labsupport.authoring.execute import scratch_workspace
 
 NAME = "bench"
 HELP = "benchmark the simulator and client layer (ratios vs raw python-pkcs11)"
-SECTIONS = ("labsupport.controlplane.bench", "labsupport.client.bench")
 
 
 def collect(quick: bool) -> dict[str, Any]:
-    """Run every available benchmark section in a scratch workspace; merge the results."""
+    """Run every benchmark section in a scratch workspace; merge the results."""
+    from labsupport.bench import SECTIONS
+
     results: dict[str, Any] = {}
     with scratch_workspace():
-        for name in SECTIONS:
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name not in (name, name.rsplit(".", 1)[0]):
-                    raise
-                continue
+        for module in SECTIONS:
             results.update(module.run(quick=quick))
     return results
 

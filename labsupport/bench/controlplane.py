@@ -22,7 +22,7 @@ from typing import Any
 
 from cryptography import x509
 
-from labsupport import aws
+from labsupport import aws, simulators
 from labsupport.controlplane import clock, pki
 from labsupport.controlplane.waiters import wait_for_cluster, wait_for_hsm
 from labsupport.workspace.home import Workspace
@@ -91,7 +91,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         describe_rate = _rate(lambda: cloudhsm.describe_clusters(Filters=only), calls)
         all_rate = _rate(cloudhsm.describe_clusters, calls)
         subnet_rate = _rate(ec2.describe_subnets, calls // 3)
-        ws.reset()
+        simulators.reset(ws)
     median = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
     return {
         "cluster_setup_s": round(median["total"], 4),
