@@ -67,7 +67,7 @@ from labsupport.crypto.kcv import KcvUnavailable, hsm_kcv, kcv
 from labsupport.crypto.keygen import KeyPair, KeySpec, Usage, generate_key_pair, key_template
 from labsupport.crypto.oaep import require_oaep_hash
 from labsupport.crypto.signatures import SignatureScheme, sign
-from labsupport.crypto.wrapping import rsa_aes_unwrap_in_hsm, rsa_aes_wrap, unwrap_template
+from labsupport.crypto.wrapping import rsa_aes_unwrap_in_hsm, rsa_aes_wrap, unwrap_with_template
 
 
 class UnwrapFailed(CryptoLabError):
@@ -218,33 +218,6 @@ def _default_usage(object_class: ObjectClass) -> Usage:
     return Usage.ENCRYPT if object_class is ObjectClass.SECRET_KEY else Usage.SIGN
 
 
-def _unwrap(
-    unwrapping_key: pkcs11.Key,
-    data: bytes,
-    object_class: ObjectClass,
-    key_type: KeyType,
-    *,
-    label: str,
-    usage: Usage,
-    token: bool,
-    extractable: bool,
-    mechanism: Mechanism,
-    param: Any = None,
-) -> pkcs11.Key:
-    return unwrapping_key.unwrap_key(
-        object_class,
-        key_type,
-        data,
-        label=label,
-        store=token,
-        mechanism=mechanism,
-        mechanism_param=param,
-        template=unwrap_template(
-            object_class, label=label, usage=usage, token=token, extractable=extractable
-        ),
-    )
-
-
 def unwrap_into_hsm(
     import_key: pkcs11.PrivateKey,
     wrapped: WrappedKey,
@@ -275,7 +248,7 @@ def unwrap_into_hsm(
     common = dict(label=label, usage=usage, token=token, extractable=extractable)
     try:
         if wrapped.scheme is ImportScheme.RSA_OAEP:
-            key = _unwrap(
+            key = unwrap_with_template(
                 import_key,
                 wrapped.blob,
                 wrapped.object_class,

@@ -127,19 +127,23 @@ class CloudHsmDefault:
 
 # CloudHSM: the Client SDK 5 PKCS#11 attribute tables (secret and private keys).
 # SoftHSM 2.6.1: measured by measure_defaults() (generate a key with an empty template).
+# attribute: (CloudHSM's default, SoftHSM 2.6.1's default)
+_DEFAULTS = {
+    Attribute.TOKEN: (False, False),
+    Attribute.PRIVATE: (True, True),
+    Attribute.SENSITIVE: (True, False),
+    Attribute.EXTRACTABLE: (True, False),
+    Attribute.ENCRYPT: (False, True),
+    Attribute.DECRYPT: (False, True),
+    Attribute.SIGN: (False, True),
+    Attribute.WRAP: (False, True),
+    Attribute.UNWRAP: (False, True),
+    Attribute.DERIVE: (False, False),
+    Attribute.MODIFIABLE: (True, True),
+    Attribute.DESTROYABLE: (True, True),
+}
 CLOUDHSM_DEFAULTS: list[CloudHsmDefault] = [
-    CloudHsmDefault(Attribute.TOKEN, cloudhsm=False, softhsm=False),
-    CloudHsmDefault(Attribute.PRIVATE, cloudhsm=True, softhsm=True),
-    CloudHsmDefault(Attribute.SENSITIVE, cloudhsm=True, softhsm=False),
-    CloudHsmDefault(Attribute.EXTRACTABLE, cloudhsm=True, softhsm=False),
-    CloudHsmDefault(Attribute.ENCRYPT, cloudhsm=False, softhsm=True),
-    CloudHsmDefault(Attribute.DECRYPT, cloudhsm=False, softhsm=True),
-    CloudHsmDefault(Attribute.SIGN, cloudhsm=False, softhsm=True),
-    CloudHsmDefault(Attribute.WRAP, cloudhsm=False, softhsm=True),
-    CloudHsmDefault(Attribute.UNWRAP, cloudhsm=False, softhsm=True),
-    CloudHsmDefault(Attribute.DERIVE, cloudhsm=False, softhsm=False),
-    CloudHsmDefault(Attribute.MODIFIABLE, cloudhsm=True, softhsm=True),
-    CloudHsmDefault(Attribute.DESTROYABLE, cloudhsm=True, softhsm=True),
+    CloudHsmDefault(attr, cloudhsm, softhsm) for attr, (cloudhsm, softhsm) in _DEFAULTS.items()
 ]
 
 

@@ -136,12 +136,15 @@ class KeySpec(enum.Enum):
     @property
     def mechanism(self) -> Mechanism:
         """The generation mechanism (CKM_AES_KEY_GEN, CKM_RSA_PKCS_KEY_PAIR_GEN, …)."""
-        return {
-            KeyType.AES: Mechanism.AES_KEY_GEN,
-            KeyType.GENERIC_SECRET: Mechanism.GENERIC_SECRET_KEY_GEN,
-            KeyType.RSA: Mechanism.RSA_PKCS_KEY_PAIR_GEN,
-            KeyType.EC: Mechanism.EC_KEY_PAIR_GEN,
-        }[self.key_type]
+        return _GENERATION_MECHANISMS[self.key_type]
+
+
+_GENERATION_MECHANISMS = {
+    KeyType.AES: Mechanism.AES_KEY_GEN,
+    KeyType.GENERIC_SECRET: Mechanism.GENERIC_SECRET_KEY_GEN,
+    KeyType.RSA: Mechanism.RSA_PKCS_KEY_PAIR_GEN,
+    KeyType.EC: Mechanism.EC_KEY_PAIR_GEN,
+}
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,13 @@ class Family(enum.Enum):
     ECDSA = "ECDSA"
 
 
+_DIGEST_MECHANISMS = {
+    Family.PKCS1V15: Mechanism.RSA_PKCS,
+    Family.PSS: Mechanism.RSA_PKCS_PSS,
+    Family.ECDSA: Mechanism.ECDSA,
+}
+
+
 class SignatureScheme(enum.Enum):
     """A signature algorithm: family + hash. ``scheme.value`` is a readable name."""
 
@@ -78,11 +85,7 @@ class SignatureScheme(enum.Enum):
     @property
     def digest_mechanism(self) -> Mechanism:
         """The sign-a-digest mechanism (CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_ECDSA)."""
-        return {
-            Family.PKCS1V15: Mechanism.RSA_PKCS,
-            Family.PSS: Mechanism.RSA_PKCS_PSS,
-            Family.ECDSA: Mechanism.ECDSA,
-        }[self.family]
+        return _DIGEST_MECHANISMS[self.family]
 
     @property
     def pss_params(self) -> tuple[Mechanism, pkcs11.MGF, int] | None:

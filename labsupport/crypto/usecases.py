@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -27,7 +26,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from labsupport.crypto.interop import public_key_pem, to_cryptography
 from labsupport.crypto.keygen import KeyPair
 from labsupport.crypto.signatures import SignatureScheme, sign
-from labsupport.crypto.x509 import add_ca_extensions, token_private_key
+from labsupport.crypto.x509 import (
+    add_ca_extensions,
+    certificate_builder,
+    key_usage,
+    token_private_key,
+)
 from labsupport.errors import LabError
 
 
@@ -110,10 +114,6 @@ def openssl_verify_signature(
 # -- a certificate authority whose key lives in the HSM -------------------------------------
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-
-
 def _hash_for(signer: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> hashes.HashAlgorithm:
     if isinstance(signer, ec.EllipticCurvePrivateKey) and signer.curve.key_size >= 384:
         return hashes.SHA384()
@@ -132,16 +132,7 @@ def create_ca_certificate(
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
-    now = _now()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-    )
+    builder = certificate_builder(name, name, public, days)
     builder = add_ca_extensions(builder, public, path_length=0, digital_signature=False)
     return builder.sign(signer, _hash_for(signer))
 
@@ -161,32 +152,17 @@ def issue_server_certificate(
     signer = token_private_key(ca.private)
     if isinstance(server_public_key, pkcs11.PublicKey):
         server_public_key = to_cryptography(server_public_key)
-    now = _now()
     ca_ski = ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    usage = key_usage(
+        digital_signature=True,
+        key_encipherment=isinstance(server_public_key, rsa.RSAPublicKey),
+    )
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
-        .issuer_name(ca_certificate.subject)
-        .public_key(server_public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
+        certificate_builder(subject, ca_certificate.subject, server_public_key, days)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=isinstance(server_public_key, rsa.RSAPublicKey),
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(usage, critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False

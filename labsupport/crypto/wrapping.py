@@ -120,6 +120,38 @@ def unwrap_template(
     return template
 
 
+def unwrap_with_template(
+    unwrapping_key: pkcs11.Key,
+    wrapped: bytes,
+    object_class: ObjectClass,
+    key_type: KeyType,
+    *,
+    label: str,
+    usage: Usage,
+    token: bool,
+    extractable: bool,
+    mechanism: Mechanism,
+    param: Any = None,
+    key_id: bytes | None = None,
+) -> pkcs11.Key:
+    """``C_UnwrapKey`` with ``mechanism`` into a new key with the full CloudHSM-like
+    template (:func:`unwrap_template`): the one unwrap call every recipe here makes."""
+    extra = {} if key_id is None else {"id": key_id}
+    return unwrapping_key.unwrap_key(
+        object_class,
+        key_type,
+        wrapped,
+        label=label,
+        store=token,
+        mechanism=mechanism,
+        mechanism_param=param,
+        template=unwrap_template(
+            object_class, label=label, usage=usage, token=token, extractable=extractable
+        ),
+        **extra,
+    )
+
+
 def unwrap_key(
     unwrapping_key: pkcs11.Key,
     wrapped: bytes,
@@ -141,20 +173,18 @@ def unwrap_key(
     private key.
     """
     require_capability(unwrapping_key, Attribute.UNWRAP, "unwrap keys")
-    key_id = new_key_id() if key_id is None else key_id
-    template = unwrap_template(
-        object_class, label=label, usage=usage, token=token, extractable=extractable
-    )
-    return unwrapping_key.unwrap_key(
+    return unwrap_with_template(
+        unwrapping_key,
+        wrapped,
         object_class,
         key_type,
-        wrapped,
-        id=key_id,
         label=label,
-        store=token,
+        usage=usage,
+        token=token,
+        extractable=extractable,
         mechanism=how.value,
-        mechanism_param=_mechanism_param(unwrapping_key, how),
-        template=template,
+        param=_mechanism_param(unwrapping_key, how),
+        key_id=new_key_id() if key_id is None else key_id,
     )
 
 
@@ -244,33 +274,29 @@ def rsa_aes_unwrap_in_hsm(
     Raises ValueError for a blob too short to be RSA-AES; the token's own error otherwise.
     """
     head, tail = _split_rsa_aes(blob, len(unwrapping_key[Attribute.MODULUS]))
-    ephemeral = unwrapping_key.unwrap_key(
+    ephemeral = unwrap_with_template(
+        unwrapping_key,
+        head,
         ObjectClass.SECRET_KEY,
         KeyType.AES,
-        head,
         label="rsa-aes-ephemeral",
-        store=False,
+        usage=Usage.WRAP,
+        token=False,
+        extractable=False,
         mechanism=Mechanism.RSA_PKCS_OAEP,
-        mechanism_param=OaepScheme(hash).mechanism_param,
-        template=unwrap_template(
-            ObjectClass.SECRET_KEY,
-            label="rsa-aes-ephemeral",
-            usage=Usage.WRAP,
-            token=False,
-            extractable=False,
-        ),
+        param=OaepScheme(hash).mechanism_param,
     )
     try:
-        return ephemeral.unwrap_key(
+        return unwrap_with_template(
+            ephemeral,
+            tail,
             object_class,
             key_type,
-            tail,
             label=label,
-            store=token,
+            usage=usage,
+            token=token,
+            extractable=extractable,
             mechanism=Mechanism.AES_KEY_WRAP_PAD,
-            template=unwrap_template(
-                object_class, label=label, usage=usage, token=token, extractable=extractable
-            ),
         )
     finally:
         ephemeral.destroy()

@@ -32,6 +32,7 @@ CloudHSM accepts SHA-256 too.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pkcs11
@@ -300,6 +301,47 @@ def token_private_key(
     raise ValueError(f"unsupported key type {private_key.key_type!r}: expected RSA or EC")
 
 
+_KEY_USAGE_FLAGS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
+def key_usage(**allowed: bool) -> x509.KeyUsage:
+    """An X.509 KeyUsage with only the purposes named in ``allowed`` set; every other is False.
+
+    ``key_usage(digital_signature=True, key_encipherment=True)`` is a TLS server's RSA key.
+    """
+    unknown = set(allowed) - set(_KEY_USAGE_FLAGS)
+    if unknown:
+        raise ValueError(f"not a KeyUsage flag: {', '.join(sorted(unknown))}")
+    return x509.KeyUsage(**{flag: bool(allowed.get(flag)) for flag in _KEY_USAGE_FLAGS})
+
+
+def certificate_builder(
+    subject: x509.Name, issuer: x509.Name, public_key: Any, days: int
+) -> x509.CertificateBuilder:
+    """A certificate builder with subject, issuer, public key, a random serial and a
+    validity from five minutes ago (clock skew) to ``days`` from now."""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+    )
+
+
 def add_ca_extensions(
     builder: x509.CertificateBuilder,
     public_key: Any,
@@ -309,17 +351,7 @@ def add_ca_extensions(
     """Add the extensions of a CA certificate: critical BasicConstraints(ca=True) and
     KeyUsage (keyCertSign, cRLSign, optionally digitalSignature), and the subject key id.
     """
-    usage = x509.KeyUsage(
-        digital_signature=digital_signature,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    usage = key_usage(digital_signature=digital_signature, key_cert_sign=True, crl_sign=True)
     return (
         builder.add_extension(x509.BasicConstraints(ca=True, path_length=path_length), True)
         .add_extension(usage, True)
