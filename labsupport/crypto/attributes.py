@@ -127,23 +127,17 @@ class CloudHsmDefault:
 
 # CloudHSM: the Client SDK 5 PKCS#11 attribute tables (secret and private keys).
 # SoftHSM 2.6.1: measured by measure_defaults() (generate a key with an empty template).
-# attribute: (CloudHSM's default, SoftHSM 2.6.1's default)
-_DEFAULTS = {
-    Attribute.TOKEN: (False, False),
-    Attribute.PRIVATE: (True, True),
-    Attribute.SENSITIVE: (True, False),
-    Attribute.EXTRACTABLE: (True, False),
-    Attribute.ENCRYPT: (False, True),
-    Attribute.DECRYPT: (False, True),
-    Attribute.SIGN: (False, True),
-    Attribute.WRAP: (False, True),
-    Attribute.UNWRAP: (False, True),
-    Attribute.DERIVE: (False, False),
-    Attribute.MODIFIABLE: (True, True),
-    Attribute.DESTROYABLE: (True, True),
-}
+# The attributes a template may leave out, and which of them default to true on each
+# (the others default to false).
+_DEFAULTED = (
+    "TOKEN PRIVATE SENSITIVE EXTRACTABLE ENCRYPT DECRYPT SIGN WRAP UNWRAP DERIVE "
+    "MODIFIABLE DESTROYABLE"
+).split()
+_TRUE_ON_CLOUDHSM = set("PRIVATE SENSITIVE EXTRACTABLE MODIFIABLE DESTROYABLE".split())
+_TRUE_ON_SOFTHSM = set("PRIVATE ENCRYPT DECRYPT SIGN WRAP UNWRAP MODIFIABLE DESTROYABLE".split())
 CLOUDHSM_DEFAULTS: list[CloudHsmDefault] = [
-    CloudHsmDefault(attr, cloudhsm, softhsm) for attr, (cloudhsm, softhsm) in _DEFAULTS.items()
+    CloudHsmDefault(Attribute[name], name in _TRUE_ON_CLOUDHSM, name in _TRUE_ON_SOFTHSM)
+    for name in _DEFAULTED
 ]
 
 
