@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "labsupport.costs": 5,
     "labsupport.byok": 6,
     "labsupport.pedagogy": 6,
+    "labsupport.plots": 6,
 }
 
 

@@ -160,7 +160,7 @@ def test_draw_cluster(workspace: Any, cloudhsm: Any, ec2: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from labsupport.controlplane.diagram import draw_cluster
+    from labsupport.plots.cluster import draw_cluster
 
     cid, hsm_id = with_first_hsm(cloudhsm, ec2)
     fig = draw_cluster(describe(cloudhsm, cid), ec2.describe_subnets()["Subnets"])
