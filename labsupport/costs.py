@@ -3,8 +3,8 @@
 CloudHSM bills every HSM for every hour it exists, whether it works or idles; KMS bills
 each customer-managed key per month and each request (after a monthly free tier). So
 CloudHSM is a fixed cost and KMS a cost that grows with traffic: somewhere the two
-lines cross. :func:`break_even_requests` finds that point and :func:`plot_monthly_costs`
-draws it.
+lines cross. :func:`break_even_requests` finds that point;
+:func:`labsupport.plots.costs.plot_monthly_costs` draws it.
 
 The prices in :data:`PRICES` are **approximate** us-east-1 list prices (see
 ``PriceSheet.as_of``); they differ by region and HSM type and they change. Check
@@ -20,13 +20,7 @@ request quotas that cap how fast you may call KMS at all.
 from __future__ import annotations
 
 import math
-import textwrap
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # matplotlib is imported only when a plot is drawn
-    from matplotlib.axes import Axes
 
 
 @dataclass(frozen=True)
@@ -119,65 +113,3 @@ def break_even_requests(keys: int, hsms: int, prices: PriceSheet = PRICES) -> fl
 def requests_per_second(requests_per_month: float, prices: PriceSheet = PRICES) -> float:
     """The average request rate (per second) that a monthly request count means."""
     return requests_per_month / (prices.hours_per_month * 3600)
-
-
-def plot_monthly_costs(
-    keys: int = 10,
-    hsms: Sequence[int] | int = (2,),
-    prices: PriceSheet = PRICES,
-    requests: tuple[float, float] = (1e4, 1e10),
-    ax: Axes | None = None,
-) -> Axes:
-    """Plot monthly cost against requests per month: KMS vs CloudHSM clusters.
-
-    One line for KMS with ``keys`` keys, one flat line per cluster size in ``hsms``, and
-    each cross-over marked with a dot and its request volume. Both axes are logarithmic.
-    Returns the matplotlib ``Axes`` (draws on ``ax`` if given).
-    """
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    sizes = [hsms] if isinstance(hsms, int) else list(hsms)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4.5))
-    volume = np.logspace(math.log10(requests[0]), math.log10(requests[1]), 400)
-    kms = [kms_monthly_cost(keys, r, prices) for r in volume]
-    ax.plot(volume, kms, color="tab:blue", linewidth=2, label=f"KMS, {keys} keys")
-    colors = ["tab:red", "tab:orange", "tab:purple", "tab:brown"]
-    for i, n in enumerate(sizes):
-        cost = cloudhsm_monthly_cost(n, prices)
-        color = colors[i % len(colors)]
-        ax.axhline(cost, color=color, linewidth=2, label=f"CloudHSM, {n} HSMs (${cost:,.0f})")
-        cross = break_even_requests(keys, n, prices)
-        if requests[0] <= cross <= requests[1]:
-            ax.plot([cross], [cost], "o", color=color, markersize=8)
-            below = i % 2 == 0  # alternate sides so labels of nearby lines do not overlap
-            ax.annotate(
-                f"break-even ≈ {cross / 1e6:,.0f} M requests/month\n"
-                f"(≈ {requests_per_second(cross, prices):,.0f} requests/s on average)",
-                xy=(cross, cost),
-                xytext=(-12, -14 if below else 10),
-                textcoords="offset points",
-                ha="right",
-                va="top" if below else "bottom",
-                fontsize=9,
-                color=color,
-            )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("requests per month")
-    ax.set_ylabel("cost per month (USD, approximate)")
-    ax.set_title("Monthly cost: KMS (per key and request) vs CloudHSM (per HSM-hour)")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=9)
-    ax.text(
-        0.99,
-        0.02,
-        textwrap.fill(prices.label(), 60),
-        transform=ax.transAxes,
-        ha="right",
-        va="bottom",
-        fontsize=7,
-        color="gray",
-    )
-    return ax

@@ -80,7 +80,9 @@ def test_plot_marks_each_cross_over() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ax = costs.plot_monthly_costs(keys=10, hsms=[2, 3])
+    from labsupport.plots.costs import plot_monthly_costs
+
+    ax = plot_monthly_costs(keys=10, hsms=[2, 3])
     try:
         labels = [line.get_label() for line in ax.get_lines()]
         assert "KMS, 10 keys" in labels

@@ -14,9 +14,9 @@ from labsupport.crypto.throughput import (
     Throughput,
     lesson_benchmark,
     measure,
-    plot_throughput,
     throughput_table,
 )
+from labsupport.plots.throughput import plot_throughput
 
 
 def test_measure_counts_calls() -> None:
