@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import warnings
 from typing import Any
 
 from labsupport.aws.inprocess import AwsServiceError, JsonService
@@ -55,6 +56,18 @@ CLUSTER_FILTERS = {"clusterIds", "vpcIds", "states"}
 BACKUP_FILTERS = {"backupIds", "sourceBackupIds", "clusterIds", "states", "neverExpires"}
 TAG_PUNCTUATION = set("_.:/=+-@ ")
 MAX_CERT_CHARS = 5000
+
+
+#: Why the lab warns about new ``hsm1.medium`` clusters (dated: AWS's FIPS compliance page).
+HSM1_FIPS_NOTE = (
+    "hsm1.medium is validated under FIPS 140-2 (certificate #4218), which AWS's FIPS page dates "
+    "to move to the CMVP historical list on 2026-01-04; for a new cluster choose hsm2m.medium "
+    "(FIPS 140-3 Level 3, certificate #4703)."
+)
+
+
+class Hsm1MediumWarning(UserWarning):
+    """A cluster of the older hsm1.medium type was created (see :data:`HSM1_FIPS_NOTE`)."""
 
 
 def invalid(message: str) -> AwsServiceError:
@@ -294,6 +307,9 @@ class CloudHsmV2Service(JsonService):
                 "hsm1.medium supports FIPS mode only. Use HsmType hsm2m.medium for a "
                 "NON_FIPS cluster."
             )
+        if hsm_type is HsmType.HSM1_MEDIUM:
+            # Real AWS accepts it silently; the lab says what a learner should know first.
+            warnings.warn(HSM1_FIPS_NOTE, Hsm1MediumWarning, stacklevel=2)
         if params.get("NetworkType", "IPV4") not in ("IPV4", "DUALSTACK"):
             raise invalid(f"Invalid NetworkType {params['NetworkType']!r}: use IPV4 or DUALSTACK.")
         if params.get("NetworkType") == "DUALSTACK":

@@ -60,7 +60,7 @@ def _wait(
         total=None,
         desc=label,
         bar_format="{desc} [{elapsed}]",
-        file=sys.stderr,
+        file=sys.stdout,  # stderr would leave an empty pink box in Jupyter
         disable=not progress,
         leave=False,
     )
