@@ -25,7 +25,7 @@ def _class_folder(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "exercises" / LESSON, subs / "ben" / LESSON)  # untouched
     nb = nbformat.read(ROOT / "solutions" / LESSON, as_version=4)
     for cell in nb.cells:
-        cell.source = cell.source.replace('answer_q1 = "b, d"', 'answer_q1 = "a"')
+        cell.source = cell.source.replace('answer_q1 = "b, c, d, e"', 'answer_q1 = "a"')
     nbformat.write(nb, subs / "cho" / LESSON)  # one wrong answer
     (subs / "dev" / LESSON).write_text("{ this is not a notebook")  # malformed
     return subs
@@ -34,10 +34,10 @@ def _class_folder(tmp_path: Path) -> Path:
 def test_grade_reports_every_learner(tmp_path: Path) -> None:
     rows = grade([_class_folder(tmp_path)], ROOT / "solutions")
     by = {(r.learner, r.question): r.outcome for r in rows}
-    assert by[("ana", "00.real_hsm")] is Outcome.PASS
+    assert by[("ana", "00.ex_moving")] is Outcome.PASS
     assert by[("ana", "00.cbc_length")] is Outcome.PASS
-    assert by[("ben", "00.real_hsm")] is Outcome.UNANSWERED
-    assert by[("cho", "00.real_hsm")] is Outcome.WRONG
+    assert by[("ben", "00.ex_moving")] is Outcome.UNANSWERED
+    assert by[("cho", "00.ex_moving")] is Outcome.WRONG
     assert by[("cho", "00.cbc_length")] is Outcome.PASS
     assert by[("dev", "*")] is Outcome.MALFORMED
 
@@ -55,7 +55,7 @@ def test_grade_cli_writes_table_and_csv(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "eve: 2/2 passed" in proc.stdout
+    assert "eve: 3/3 passed" in proc.stdout
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert {r["question"] for r in rows} == {"00.real_hsm", "00.cbc_length"}
+    assert {r["question"] for r in rows} == {"00.ex_moving", "00.cbc_length", "00.ex_tamper"}
     assert all(r["outcome"] == "pass" for r in rows)
