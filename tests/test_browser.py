@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -43,6 +44,7 @@ CHROMIUM_ARGS = [
 ]
 JUPYTER = Path(sys.executable).parent / "jupyter"
 LESSON_00 = "00_setup_check.ipynb"
+EXERCISE_00 = "00_setup_check_exercise.ipynb"  # exercises/00 copied next to the lessons
 RUN_TIMEOUT_MS = int(os.environ.get("LAB_BROWSER_TIMEOUT_S", "240")) * 1000
 SETTINGS = {
     # Render every cell (no virtual scrolling), so the whole notebook is in the DOM.
@@ -86,6 +88,24 @@ class LabServer:
         return json.loads(body) if body else None
 
 
+def _prepare_exercise(target: Path) -> None:
+    """Exercise 00 as a learner has it after tasks 1-3: their code in, Q1 still open.
+
+    The solution's code goes into the task cells (the learner's work so far); the first
+    graded cell keeps its placeholder, for the browser test to answer wrongly, then rightly.
+    """
+    import nbformat
+
+    exercise = nbformat.read(ROOT / "exercises" / LESSON_00, as_version=4)
+    solution = nbformat.read(ROOT / "solutions" / LESSON_00, as_version=4)
+    for ex_cell, sol_cell in zip(exercise.cells, solution.cells, strict=True):
+        if ex_cell.cell_type == "code" and "graded" not in ex_cell.metadata.get("tags", []):
+            ex_cell.source = sol_cell.source.replace("### BEGIN SOLUTION\n", "").replace(
+                "### END SOLUTION\n", ""
+            )
+    nbformat.write(exercise, target)
+
+
 @pytest.fixture(scope="module")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """Start ``jupyter lab`` on a free port; always shut it (and its kernels) down."""
@@ -97,6 +117,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     tmp = tmp_path_factory.mktemp("browser")
     notebooks = tmp / "notebooks"
     shutil.copytree(ROOT / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_*"))
+    _prepare_exercise(notebooks / EXERCISE_00)
     home = tmp / "lab-home"
     env = dict(os.environ)
     env.update(
@@ -269,5 +290,70 @@ def test_matplotlib_figure_renders(browser: object, lab_server: LabServer) -> No
         width = images.first.evaluate("img => img.complete ? img.naturalWidth : 0")
         assert width > 100, f"the figure did not load (naturalWidth={width})"
         page.screenshot(path=str(ARTIFACTS / f"{Path(name).stem[:2]}-figure.png"))
+    finally:
+        page.close()
+
+
+def _answer(page: object, cell: object, source: str) -> object:
+    """Replace ``cell``'s text as a learner would (select all, type) and run it (Shift+Enter)."""
+    from playwright.sync_api import expect
+
+    editor = cell.locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(source)  # no auto-indent or bracket closing in between
+    page.keyboard.press("Shift+Enter")
+    prompt = cell.locator(".jp-InputArea-prompt")
+    expect(prompt).to_have_text(re.compile(r"\[\d+\]"), timeout=RUN_TIMEOUT_MS)
+    output = cell.locator(".jp-OutputArea-output").last
+    expect(output).to_be_visible()
+    output.scroll_into_view_if_needed()
+    return output
+
+
+def test_exercise_00_wrong_then_right_answer(browser: object, lab_server: LabServer) -> None:
+    """A learner answers exercise 00's Q1 wrongly, reads the feedback, then answers rightly.
+
+    Screenshots of both outcomes go to artifacts/browser/ (ex00-wrong-answer.png,
+    ex00-right-answer.png).
+    """
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(
+            f"{lab_server.url}/lab/workspaces/ex00/tree/{EXERCISE_00}?token={lab_server.token}"
+        )
+        nb = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+        expect(nb.locator(".jp-KernelName")).not_to_have_text("No Kernel", timeout=90_000)
+        expect(page.locator(".jp-StatusBar-Widget", has_text="| Idle")).to_have_count(
+            1, timeout=90_000
+        )
+        # The learner's tasks 1-3 run first (up to the open question).
+        code_cells = nb.locator(".jp-CodeCell")
+        question = code_cells.filter(has_text='check("00.ex_moving"')
+        expect(question).to_have_count(1)
+        for i in range(code_cells.count()):
+            cell = code_cells.nth(i)
+            if 'check("00.ex_moving"' in cell.inner_text():
+                break
+            cell.locator(".cm-content").click()
+            page.keyboard.press("Shift+Enter")
+            expect(cell.locator(".jp-InputArea-prompt")).to_have_text(
+                re.compile(r"\[\d+\]"), timeout=RUN_TIMEOUT_MS
+            )
+
+        wrong = _answer(page, question, 'answer_q1 = "a"\ncheck("00.ex_moving", answer_q1)')
+        expect(wrong).to_contain_text("00.ex_moving")
+        expect(wrong).to_contain_text("Hint")
+        page.screenshot(path=str(ARTIFACTS / "ex00-wrong-answer.png"))
+
+        right = _answer(
+            page, question, 'answer_q1 = "b, c, d, e"\ncheck("00.ex_moving", answer_q1)'
+        )
+        expect(right).to_contain_text("✅ 00.ex_moving: correct")
+        page.screenshot(path=str(ARTIFACTS / "ex00-right-answer.png"))
     finally:
         page.close()

@@ -30,9 +30,15 @@ class BuildResult:
         return bool(self.changed or self.removed)
 
 
+#: The title of a solution notebook (``# 04 · Solution — …``) and of its exercise.
+SOLUTION_TITLE, EXERCISE_TITLE = "· Solution —", "· Exercise —"
+
+
 def exercise_from_solution(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Return the exercise version of a solution notebook."""
+    """Return the exercise version of a solution notebook (retitled ``· Exercise —``)."""
     nb = copy.deepcopy(solution)
+    if nb.cells and nb.cells[0].cell_type == "markdown":
+        nb.cells[0].source = nb.cells[0].source.replace(SOLUTION_TITLE, EXERCISE_TITLE, 1)
     for cell in nb.cells:
         if has_solution(cell):
             cell.source = strip_solutions(cell.source, markdown=cell.cell_type == "markdown")

@@ -17,16 +17,20 @@ import nbformat
 NAV_TAG = "navigation"
 INDEX = "index.ipynb"
 _HEADING = re.compile(r"^#\s+(\d\d)\s*·\s*(.+?)\s*$", re.MULTILINE)
+_TIME = re.compile(r"\*\*Time:\*\*\s*(?:about\s+)?([^.]+?)\.")
+_PREREQS = re.compile(r"\*\*Prerequisites:\*\*\s*(.+?)(?:\n\n|$)", re.DOTALL)
 _HAND_NEXT = re.compile(r"^\*\*Next:\*\*")
 
 
 @dataclass(frozen=True)
 class LessonRef:
-    """One lesson: number, title and file name (the same in all three folders)."""
+    """One lesson: number, title, file name (the same in all three folders), time, prerequisites."""
 
     number: str
     title: str
     filename: str
+    time: str = "—"
+    prerequisites: str = "—"
 
 
 def lessons(root: Path) -> list[LessonRef]:
@@ -34,9 +38,19 @@ def lessons(root: Path) -> list[LessonRef]:
     found = []
     for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        match = _HEADING.search(nb.cells[0].source if nb.cells else "")
+        first = nb.cells[0].source if nb.cells else ""
+        match = _HEADING.search(first)
         title = match.group(2) if match else path.stem
-        found.append(LessonRef(path.name[:2], title, path.name))
+        time, prereqs = _TIME.search(first), _PREREQS.search(first)
+        found.append(
+            LessonRef(
+                path.name[:2],
+                title,
+                path.name,
+                time.group(1).strip() if time else "—",
+                " ".join(prereqs.group(1).split()).rstrip(".") if prereqs else "—",
+            )
+        )
     return found
 
 
@@ -76,18 +90,25 @@ def _with_nav(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
 
 
 def index_notebook(all_lessons: list[LessonRef]) -> nbformat.NotebookNode:
-    """The contents notebook: one row per lesson with its exercise and solution."""
+    """The contents notebook: lessons with time and prerequisites, exercises, a progress view.
+
+    Solutions are deliberately not linked next to the exercises: the table points at the
+    exercise, and one sentence below says where the worked solutions are.
+    """
     rows = "\n".join(
-        f"| {r.number} | [{r.title}]({r.filename}) | [exercise](../exercises/{r.filename}) "
-        f"| [solution](../solutions/{r.filename}) |"
+        f"| {r.number} | [{r.title}]({r.filename}) | {r.time} | {r.prerequisites} "
+        f"| [exercise {r.number}](../exercises/{r.filename}) |"
         for r in all_lessons
     )
     text = (
         "# CloudHSM Lab — contents\n\n"
         "Run the lessons in order the first time; each one also runs on its own (its first "
-        "cell prepares what it needs). After each lesson, do its exercise: the review "
-        "questions grade themselves as you run them.\n\n"
-        "| # | lesson | exercise | solution |\n|---|---|---|---|\n" + rows
+        "cell prepares what it needs). Lessons ask you to *predict, then reveal*; after each "
+        "lesson, do its exercise: its review questions grade themselves as you run them.\n\n"
+        "| # | lesson | time | prerequisites | your turn |\n|---|---|---|---|---|\n"
+        + rows
+        + "\n\nStuck after a real attempt? Worked solutions are in the `solutions/` folder "
+        "(same file names). Open one only after you have tried — the exercise is where you learn."
     )
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
@@ -98,9 +119,21 @@ def index_notebook(all_lessons: list[LessonRef]) -> nbformat.NotebookNode:
         },
         "language_info": {"name": "python"},
     }
-    cell = nbformat.v4.new_markdown_cell(text)
-    cell.pop("id", None)
-    nb.cells = [cell]
+    cells = [
+        nbformat.v4.new_markdown_cell(text),
+        nbformat.v4.new_markdown_cell(
+            "## Your progress\n"
+            "Run the cell below: it reads the results of the graded cells you have run "
+            "(kept in your lab workspace, `state/progress.json`; answers are never stored)."
+        ),
+        nbformat.v4.new_code_cell(
+            "from labsupport.pedagogy.progress import progress_table\n\nprint(progress_table())"
+        ),
+    ]
+    cells[-1].metadata["tags"] = ["nbval-ignore-output"]
+    for cell in cells:
+        cell.pop("id", None)
+    nb.cells = cells
     nb.nbformat_minor = 4
     return nb
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from labsupport.errors import LabError
+from labsupport.pedagogy import progress
 
 QUESTIONS_DIR = Path(__file__).with_name("questions")
 _ITERATIONS = 20_000
@@ -150,7 +151,9 @@ def check(qid: str, answer: Any) -> None:
             f"{qid}: this question wants a different kind of answer — {exc}.",
             "Change the type of your answer and run the cell again.",
         ) from None
-    if not secrets.compare_digest(_digest(q.salt, canonical), q.digest):
+    right = secrets.compare_digest(_digest(q.salt, canonical), q.digest)
+    progress.record(qid, right)  # the contents notebook's progress view
+    if not right:
         raise WrongAnswer(f"{qid}: not quite.", f"Hint: {q.hint}")
     print(f"✅ {qid}: correct")
 
