@@ -107,7 +107,9 @@ def index_notebook(all_lessons: list[LessonRef]) -> nbformat.NotebookNode:
         "lesson, do its exercise: its review questions grade themselves as you run them.\n\n"
         "| # | lesson | time | prerequisites | your turn |\n|---|---|---|---|---|\n"
         + rows
-        + "\n\nStuck after a real attempt? Worked solutions are in the `solutions/` folder "
+        + "\n\nOptional, and billed by AWS: [run it on AWS](appendix_run_on_aws.ipynb) — the "
+        "same steps with the AWS CLI and the Client SDK 5, and the teardown."
+        "\n\nStuck after a real attempt? Worked solutions are in the `solutions/` folder "
         "(same file names). Open one only after you have tried — the exercise is where you learn."
     )
     nb = nbformat.v4.new_notebook()
