@@ -210,7 +210,7 @@ def _run_all(browser: object, server: LabServer, notebook: str, shot: str) -> ob
     # A JupyterLab workspace of its own per notebook: only this tab is restored.
     page.goto(f"{server.url}/lab/workspaces/{shot}/tree/{notebook}?token={server.token}")
     nb = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
-    expect(nb.locator(".jp-Notebook")).to_be_visible()
+    expect(nb.locator(".jp-Notebook")).to_be_visible(timeout=90_000)  # slow under load
     # The kernel is up when the toolbar names it and the status bar says Idle.
     expect(nb.locator(".jp-KernelName")).not_to_have_text("No Kernel", timeout=90_000)
     expect(page.locator(".jp-StatusBar-Widget", has_text="| Idle")).to_have_count(1, timeout=90_000)
