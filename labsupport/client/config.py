@@ -203,7 +203,7 @@ def _check_ip(hsm_ip: str) -> str:
 
 
 def configure(
-    hsm_ip: str | None = None,
+    hsm_ip: str | list[str] | None = None,
     *,
     cluster_id: str | None = None,
     region: str | None = None,
@@ -215,10 +215,11 @@ def configure(
     """Point the client at a cluster, like ``configure-pkcs11 -a <IP>`` or ``--cluster-id``.
 
     Give exactly one of ``hsm_ip`` (the ENI IP of any HSM in the cluster — the client
-    discovers the others from it when it connects) or ``cluster_id`` (the tool calls
-    DescribeClusters and writes every HSM's ENI IP). ``hsm_ca_cert`` points at a trust
-    anchor other than the default ``customerCA.crt``. ``disable_key_availability_check``
-    lets a one-HSM cluster use its keys (development only, as on CloudHSM).
+    discovers the others from it when it connects; a list is ``-a`` given several times)
+    or ``cluster_id`` (the tool calls DescribeClusters and writes every HSM's ENI IP).
+    ``hsm_ca_cert`` points at a trust anchor other than the default ``customerCA.crt``.
+    ``disable_key_availability_check`` lets a one-HSM cluster use its keys (development
+    only, as on CloudHSM).
 
     Returns the :class:`ClientConfig` written to ``cloudhsm-pkcs11.cfg``.
     """
@@ -243,10 +244,10 @@ def configure(
         found_owner = view.owner
         found_region = view.region
     else:
-        ip = _check_ip(hsm_ip or "")
-        servers = (Server(ip),)
+        ips = [hsm_ip] if isinstance(hsm_ip, str) else list(hsm_ip or [""])
+        servers = tuple(Server(_check_ip(ip)) for ip in ips)
         found_cluster, found_owner, found_region = None, "", ""
-        view = resolver.find_by_ip(ws, ip)
+        view = resolver.find_by_ip(ws, servers[0].hostname)
         if view is not None:  # remember it; connect() re-resolves anyway
             found_cluster, found_owner, found_region = view.cluster_id, view.owner, view.region
     config = ClientConfig(

@@ -81,6 +81,10 @@ def start_lesson(
     # lesson scope even when the learner's code does not tag them.
     os.environ[ENV_LESSON] = lesson.scope
     install_exception_hook()
+    from labsupport.client.cli import magic
+
+    magic.reset()  # the lesson's client machine was just reset
+    magic.register()  # %cloudhsm_cli / %%cloudhsm_cli, as on an EC2 client's terminal
     kind = "Exercise" if exercise else "Lesson"
     print(f"{kind} {lesson_id} ready: its part of the workspace is fresh.")
     return lesson

@@ -1,0 +1,36 @@
+"""``login`` and ``logout``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labsupport.client.cli.grammar import Args, Flag, Need, command
+from labsupport.client.users import Role
+
+ROLES = ("crypto-user", "admin")
+
+
+@command(
+    "login",
+    "Login to your cluster",
+    Need.NOTHING,
+    Flag("--username", "Username to access the Cluster", required=True),
+    Flag("--role", "Role the user has in the Cluster", required=True, choices=ROLES),
+    Flag(
+        "--password",
+        "Optional: Plaintext user's password. If you do not include this argument you will "
+        "be prompted for it",
+        secret=True,
+    ),
+)
+def login(cli: Any, args: Args) -> dict[str, str]:
+    """Log in; five wrong passwords lock the user."""
+    user = cli.log_in(args.username, Role(args.role), cli.password(args))
+    return {"username": user.username, "role": user.role.value}
+
+
+@command("logout", "Logout of your cluster", Need.ANY_USER)
+def logout(cli: Any, args: Args) -> str:
+    """Log out (session keys of a crypto user disappear)."""
+    cli.log_out()
+    return "Logout successful"

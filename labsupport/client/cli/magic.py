@@ -1,0 +1,138 @@
+"""The ``%cloudhsm_cli`` / ``%%cloudhsm_cli`` notebook magic.
+
+::
+
+    %cloudhsm_cli user list
+    %cloudhsm_cli login --username admin --role admin --password $ADMIN_PASSWORD
+    result = %cloudhsm_cli key list --max-items 5
+    result.data["matched_keys"]
+
+    %%cloudhsm_cli
+    login --username alice --role crypto-user --password $ALICE_PASSWORD
+    key generate-symmetric aes --label k1 --key-length-bytes 32
+    logout
+
+Each command prints AWS's pretty JSON and the magic returns the :class:`CliResult`
+(a list of them for the cell form) for code to use. ``$VARIABLE`` is replaced by the
+variable's value before the command runs, so a password never appears in the notebook.
+The magic keeps one CLI session per kernel — like one ``cloudhsm-cli interactive`` —
+on the client machine the lesson configured (``configure(...)`` / ``configure-cli``);
+it reconnects when that configuration changes.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+from labsupport.client.cli.result import CliResult
+from labsupport.client.cli.shell import CloudHsmCli
+from labsupport.errors import LabError
+
+_STATE: dict[str, Any] = {}
+
+
+class MagicResult(CliResult):
+    """A :class:`CliResult` the magic already printed (so the notebook does not repeat it)."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+class MagicResults(list):
+    """The results of a ``%%cloudhsm_cli`` cell, one per command (already printed)."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def _ask(prompt: str) -> str:
+    try:
+        return getpass.getpass(prompt)
+    except Exception as exc:
+        raise LabError(
+            "This command needs a password and this notebook cannot prompt for one.",
+            "Add --password $VARIABLE (the magic substitutes it; the value is not shown).",
+        ) from exc
+
+
+def session() -> CloudHsmCli:
+    """The kernel's CLI session, connected to the configured client machine."""
+    from labsupport.client import config
+    from labsupport.client.client import connect
+    from labsupport.workspace.home import Workspace
+
+    workspace = Workspace.open()
+    path = config.config_path(workspace)
+    try:
+        stamp = (str(path), path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        stamp = (str(path), 0)
+    cli = _STATE.get("cli")
+    if cli is None or _STATE.get("stamp") != stamp or cli.client.cluster_id is None:
+        if cli is not None:
+            cli.close()
+            cli.client.close()
+        cli = CloudHsmCli(connect(workspace), prompt=_ask)
+        _STATE.update(cli=cli, stamp=stamp)
+    return cli
+
+
+def reset() -> None:
+    """Forget the kernel's CLI session (log out, close its client)."""
+    cli = _STATE.pop("cli", None)
+    _STATE.pop("stamp", None)
+    if cli is not None:
+        cli.close()
+        cli.client.close()
+
+
+def _run(line: str) -> MagicResult:
+    try:
+        cli = session()
+    except LabError as exc:
+        result = MagicResult(1, exc.problem, exc.fix)
+    else:
+        done = cli.run(line)
+        result = MagicResult(done.error_code, done.data, done.hint, done.plain)
+    print(result)
+    return result
+
+
+def cloudhsm_cli(line: str, cell: str | None = None) -> Any:
+    """``%cloudhsm_cli <command>`` or a ``%%cloudhsm_cli`` cell of commands."""
+    if cell is None:
+        return _run(line)
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    results = MagicResults()
+    for raw in cell.splitlines():
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        print(f"aws-cloudhsm > {text}")  # as typed: $VARIABLES stay unexpanded
+        expanded = shell.var_expand(text) if shell is not None else text
+        results.append(_run(expanded))
+    return results
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%cloudhsm_cli`` and ``%%cloudhsm_cli`` (``%load_ext …cli.magic``)."""
+    ipython.register_magic_function(cloudhsm_cli, "line_cell", "cloudhsm_cli")
+
+
+def register() -> bool:
+    """Register the magic in the running IPython kernel, if any; True when registered."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    load_ipython_extension(shell)
+    return True
+
+
+__all__ = ["MagicResult", "cloudhsm_cli", "load_ipython_extension", "register", "reset"]
