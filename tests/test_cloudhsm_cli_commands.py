@@ -295,3 +295,30 @@ def test_every_command_through_the_magic(cluster, tmp_path: Path, capsys) -> Non
         assert "$PW" in echoed and "cu-pass-1" not in echoed
     finally:
         magic.reset()
+
+
+def test_rules_about_logged_in_users(cluster) -> None:
+    from labsupport import client as chsm
+
+    chsm.configure(
+        cluster_id=cluster.cluster_id, hsm_ca_cert=cluster.ca, workspace=cluster.workspace
+    )
+    client = chsm.connect(cluster.workspace)
+    cli = client.cli
+    try:
+        assert cli.run("cluster activate", password="admin-pw-1").ok
+        assert cli.run("login --username admin --role admin", password="admin-pw-1").ok
+        assert cli.run("user create --username bob --role crypto-user", password="bob-pass-1").ok
+        bob = client.login("bob:bob-pass-1")  # a PKCS#11 application logged in as bob
+        busy = cli.run("user change-password --username bob --role crypto-user", password="x" * 9)
+        assert busy.error_code == 1 and "logged in" in busy.data
+        assert cli.run("user delete --username bob --role crypto-user").error_code == 1
+        mine = cli.run("user change-password --username admin --role admin", password="admin-pw-2")
+        assert mine.ok  # your own password, while you are logged in: allowed
+        bob.close()
+        assert cli.run("user change-password --username bob --role crypto-user", password="b" * 9)
+        mismatch = cli.run("user create --username eve --role crypto-user")
+        assert mismatch.error_code == 1 and "no terminal" in mismatch.data
+    finally:
+        cli.close()
+        client.close()
