@@ -91,7 +91,7 @@ class Curve(enum.Enum):
 
 def curve_name(ec_params: bytes) -> str:
     """The name of the curve a ``CKA_EC_PARAMS`` value names (``'secp256r1'``…), for display."""
-    for name in ("secp256r1", "secp384r1", "secp521r1", "secp256k1"):
+    for name in ("secp256r1", "secp384r1", "secp521r1", "secp256k1", "secp224r1"):
         if encode_named_curve_parameters(name) == bytes(ec_params):
             return name
     return f"<{len(ec_params)} bytes>"

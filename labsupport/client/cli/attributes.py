@@ -31,9 +31,9 @@ from typing import Any
 import pkcs11
 from pkcs11 import Attribute, KeyType
 from pkcs11 import exceptions as ckr
-from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.client.keys import KeyClass
+from labsupport.crypto.keygen import curve_name
 from labsupport.errors import LabError
 
 #: Maximum label length (SDK 5.11 and later; 126 before).
@@ -304,11 +304,6 @@ def settable_at_create(key_class: KeyClass) -> list[str]:
 
 
 @functools.cache
-def _curve_names() -> dict[bytes, str]:
-    return {encode_named_curve_parameters(n): n for n in sorted(set(CURVES.values()))}
-
-
-@functools.cache
 def _ec_private_length(curve: str) -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -386,7 +381,7 @@ def render(key: Any, key_class: KeyClass, partner: Any = None) -> dict[str, Any]
         point = _ec_point(key, key_class, partner)
         if point is not None:
             out["ec-point"] = _hexs(point)
-        out["curve"] = _curve_names().get(bytes(key[Attribute.EC_PARAMS]), "unknown")
+        out["curve"] = curve_name(bytes(key[Attribute.EC_PARAMS]))
     return out
 
 
@@ -415,9 +410,9 @@ def _length(key: Any, key_class: KeyClass, kt: Any, partner: Any) -> int:
         return int(_get(key, Attribute.VALUE_LEN, 0) or 0)
     if kt == KeyType.RSA:
         return 2 * len(bytes(key[Attribute.MODULUS]))  # modelled on the documented example
-    curve = _curve_names().get(bytes(key[Attribute.EC_PARAMS]))
+    curve = curve_name(bytes(key[Attribute.EC_PARAMS]))
     if key_class is KeyClass.PRIVATE:
-        return _ec_private_length(curve) if curve else 0
+        return _ec_private_length(curve) if curve in CURVES else 0
     point = _ec_point(key, key_class, partner)
     return len(point) if point else 0
 

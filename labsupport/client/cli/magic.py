@@ -23,6 +23,9 @@ it reconnects when that configuration changes.
 from __future__ import annotations
 
 import getpass
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from labsupport.client.cli.result import CliResult
@@ -56,13 +59,49 @@ def _ask(prompt: str) -> str:
         ) from exc
 
 
+def _notebook_client(workspace: Any, cluster_id: str | None) -> Any:
+    """The Client the notebook connected (``client = chsm.connect(...)``) to this cluster."""
+    from IPython import get_ipython
+
+    from labsupport.client.client import Client
+
+    shell = get_ipython()
+    if shell is None:
+        return None
+    found = None
+    for value in list(shell.user_ns.values()):
+        if (
+            isinstance(value, Client)
+            and value.workspace.root == workspace.root
+            and (cluster_id is None or value.cluster_id == cluster_id)
+        ):
+            found = value
+    return found
+
+
 def session() -> CloudHsmCli:
-    """The kernel's CLI session, connected to the configured client machine."""
+    """The kernel's CLI session on the configured client machine.
+
+    When the notebook holds a connected ``Client`` for that cluster, the magic is that
+    client's ``client.cli`` — one process, one CLI login state, and the CLI sees the
+    PKCS#11 sessions the notebook opened (``user change-password`` refuses a logged-in
+    user). Otherwise it connects its own client, as ``cloudhsm-cli`` does.
+    """
     from labsupport.client import config
     from labsupport.client.client import connect
     from labsupport.workspace.home import Workspace
 
     workspace = Workspace.open()
+    try:
+        wanted = config.load_config(workspace).cluster_id
+    except LabError:
+        wanted = None
+    adopted = _notebook_client(workspace, wanted)
+    if adopted is not None:
+        cli = adopted.cli
+        if cli.prompt is None:
+            cli.prompt = _ask
+        return cli
     path = config.config_path(workspace)
     try:
         stamp = (str(path), path.stat().st_mtime_ns)
@@ -122,8 +161,20 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magic_function(cloudhsm_cli, "line_cell", "cloudhsm_cli")
 
 
+def _scripts_on_path() -> None:
+    """Put the virtualenv's ``bin`` (cloudhsm-cli, configure-cli …) on PATH for ``!`` commands."""
+    bindir = Path(sys.executable).parent
+    path = os.environ.get("PATH", "")
+    if (bindir / "cloudhsm-cli").exists() and str(bindir) not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([str(bindir), path]) if path else str(bindir)
+
+
 def register() -> bool:
-    """Register the magic in the running IPython kernel, if any; True when registered."""
+    """Register the magic in the running IPython kernel, if any; True when registered.
+
+    Also puts the console scripts on the kernel's PATH, so ``!configure-pkcs11 -a …``
+    works in a notebook as in JupyterLab's terminal.
+    """
     try:
         from IPython import get_ipython
     except ImportError:
@@ -131,6 +182,7 @@ def register() -> bool:
     shell = get_ipython()
     if shell is None:
         return False
+    _scripts_on_path()
     load_ipython_extension(shell)
     return True
 

@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TextIO
 
 from labsupport.client.cli.result import CliResult
@@ -210,12 +211,20 @@ def _configure(prog: str, argv: list[str] | None) -> int:
         print(f"{prog}: {exc.problem}\n  next step: {exc.fix}", file=sys.stderr)
         return 1
     servers = ", ".join(config.enabled_ips)
-    print(f"{prog}: wrote {client_config.config_path(workspace)}")
+    print(f"{prog}: wrote {_shown(client_config.config_path(workspace), workspace.root)}")
     print(f"  cluster {config.cluster_id or '(found on connect)'}; HSM ENI IPs: {servers}")
-    print(f"  trust anchor: {config.hsm_ca_file}")
+    print(f"  trust anchor: {_shown(config.hsm_ca_file, workspace.root)}")
     if config.disable_key_availability_check:
         print("  key availability check: DISABLED (development only)")
     return 0
+
+
+def _shown(path: Path, root: Path) -> str:
+    """A path inside the lab home as ``$CLOUDHSM_LAB_HOME/…`` (the same on every machine)."""
+    try:
+        return "$CLOUDHSM_LAB_HOME/" + str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def configure_cli(argv: list[str] | None = None) -> int:

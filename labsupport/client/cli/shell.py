@@ -21,6 +21,7 @@ from labsupport.client.cli.result import CliResult
 from labsupport.client.errors import ClusterNotActive, NotAuthorized
 from labsupport.client.users import Role, User
 from labsupport.errors import LabError
+from labsupport.explanations import Explanation, Source, lookup
 
 families.load()
 
@@ -191,16 +192,25 @@ class CloudHsmCli:
 _HELP_HINT = "Run `help` for the commands, `help <command>` for a command's flags."
 
 
+def _explanation(exc: pkcs11.PKCS11Error) -> Explanation | None:
+    for cls in type(exc).__mro__:
+        found = lookup(cls.__name__, Source.PKCS11)
+        if found is not None:
+            return found
+    return None
+
+
 def _pkcs11_message(exc: pkcs11.PKCS11Error) -> str:
     text = str(exc).strip()
     name = type(exc).__name__
-    return f"{name}: {text}" if text and text != name else name
+    found = _explanation(exc)
+    head = f"{name} ({found.ckr})" if found and found.ckr else name
+    return f"{head}: {text}" if text and text != name else head
 
 
 def _pkcs11_hint(exc: pkcs11.PKCS11Error) -> str:
-    from labsupport.pedagogy.explain import explain
-
-    return " ".join(explain(exc).split())
+    found = _explanation(exc)
+    return f"{found.meaning} {found.fix}" if found else ""
 
 
 __all__ = ["CloudHsmCli", "PasswordPrompt"]
