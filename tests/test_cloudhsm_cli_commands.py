@@ -293,6 +293,27 @@ def test_every_command_through_the_magic(cluster, tmp_path: Path, capsys) -> Non
         echoed = capsys.readouterr().out
         assert [r.ok for r in many] == [True, True]
         assert "$PW" in echoed and "cu-pass-1" not in echoed
+        # sign, then verify with the signature from the parsed result
+        data = base64.b64encode(b"signed in the HSM").decode()
+        signed = shell.run_line_magic(
+            "cloudhsm_cli",
+            f"crypto sign rsa-pkcs --key-filter attr.label=rpriv --hash-function sha256 "
+            f"--data {data}",
+        )
+        shell.user_ns["SIG"] = signed.data["signature"]
+        verify = (
+            f"crypto verify rsa-pkcs --key-filter attr.label=rpub --hash-function sha256 "
+            f"--data {data} --signature $SIG"
+        )
+        refused = shell.run_cell_magic("cloudhsm_cli", "", verify)[0]
+        assert refused.error_code == 1 and "verify=false" in refused.data  # AWS's default
+        shell.run_line_magic(
+            "cloudhsm_cli", "key set-attribute --filter attr.label=rpub --name verify --value true"
+        )
+        assert shell.run_cell_magic("cloudhsm_cli", "", verify)[0].data == (
+            "Signature verified successfully"
+        )
+        capsys.readouterr()
     finally:
         magic.reset()
 
