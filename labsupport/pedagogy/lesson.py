@@ -70,8 +70,9 @@ def start_lesson(
     Exercise and solution notebooks pass ``exercise=True`` so they get their own
     scope and never disturb the guided lesson running in another kernel.
 
-    Opens (or creates) the workspace, resets this lesson's part of it and turns on
-    plain-language explanations of PKCS#11 and AWS errors.
+    Opens (or creates) the workspace, resets this lesson's part of it, turns on
+    plain-language explanations of PKCS#11 and AWS errors, and registers the
+    ``%cloudhsm_cli`` / ``%%cloudhsm_cli`` magic (the CloudHSM CLI in a notebook).
     """
     if not re.fullmatch(r"\d\d", lesson_id):
         raise ValueError(f"lesson ids are two digits such as '00', not {lesson_id!r}")
