@@ -85,7 +85,8 @@ def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
         ("login --username admin --role admin --password admin-pw-1", True,
          lambda d: d == {"username": "admin", "role": "admin"}),
         ("login --username admin --role admin --password admin-pw-1", False, None),
-        ("key list", False, lambda d: "crypto user" in d),
+        ("key list", True, lambda d: d["total_key_count"] == 0),
+        ("key list --filter attr.encrypt=true", False, lambda d: "admin" in d),
         ("user create --username cu --role cu --password cu-pass-1", False, None),
         ("user create --username cu --role crypto-user --password cu-pass-1", True,
          lambda d: d == {"username": "cu", "role": "crypto-user"}),
@@ -227,6 +228,11 @@ def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
         ("logout", True, None),
         ("login --username admin --role admin --password admin-pw-1", True, None),
         ("user delete --username cu --role crypto-user", False, lambda d: "owns" in d),
+        ("key list --filter attr.class=secret-key --max-items 3", True,
+         lambda d: d["returned_key_count"] == 3 and d["next_token"] == "3"
+         and set(d["matched_keys"][0]) == {"key-reference", "attributes"}),
+        ("key generate-symmetric aes --label a --key-length-bytes 16", False,
+         lambda d: "crypto user" in d),
         ("help", True, None),
         ("help key wrap", True, None),
     ]  # fmt: skip

@@ -39,6 +39,15 @@ def key_info(key: Any) -> dict[str, Any]:
     return shown
 
 
+def all_records(client: Any) -> list[KeyRecord]:
+    """Every token key of the cluster that is fully made, by reference (what admins list)."""
+    from labsupport.client.keys import KeyStatus
+
+    return sorted(
+        (r for r in client._records().values() if r.status is KeyStatus.OK), key=lambda r: r.ref
+    )
+
+
 def forget(session: Any, key: Any) -> None:
     """Drop cached key objects so the next lookup sees changed capabilities (set-attribute).
 
@@ -59,4 +68,4 @@ def hsm_tokens(client: Any) -> list[tuple[Any, Any]]:
     return out
 
 
-__all__ = ["coverage", "forget", "hsm_tokens", "key_info", "record"]
+__all__ = ["all_records", "coverage", "forget", "hsm_tokens", "key_info", "record"]

@@ -30,7 +30,7 @@ from labsupport.client.cli.attributes import (
 )
 from labsupport.client.cli.grammar import REGISTRY, Args, Flag, Kind, Need, command, positive_int
 from labsupport.client.keys import KeyClass, parse_ref
-from labsupport.client.users import normalize_username
+from labsupport.client.users import Role, normalize_username
 from labsupport.errors import LabError
 
 REGISTRY.category("key", "Key management commands")
@@ -162,7 +162,7 @@ def _partner(cli: Any, key: Any) -> Any:
 @command(
     "key list",
     "List the keys the current user owns, shares, and all public keys in the HSM cluster",
-    Need.CRYPTO_USER,
+    Need.ANY_USER,
     FILTER,
     Flag(
         "--max-items",
@@ -184,18 +184,11 @@ def _partner(cli: Any, key: Any) -> Any:
     ),
 )
 def key_list(cli: Any, args: Args) -> dict[str, Any]:
-    """Keys by reference, a page at a time (10 by default)."""
+    """Keys by reference, a page at a time (10 by default); admins see every key's label."""
+    if cli.user.role is Role.ADMIN:
+        return _admin_key_list(cli, args)
     keys = select(cli, args.filter)
-    limit = 10 if args.max_items is None else args.max_items
-    try:
-        start = int(args.starting_token) if args.starting_token is not None else 0
-    except ValueError:
-        start = -1
-    if start < 0 or start > len(keys):
-        raise LabError(
-            f"Invalid starting token {args.starting_token!r}.",
-            "Pass the next_token value of the previous page.",
-        )
+    start, limit = _page(args, len(keys))
     page = keys[start : start + limit]
     matched = []
     for key in page:
@@ -211,6 +204,59 @@ def key_list(cli: Any, args: Args) -> dict[str, Any]:
         "returned_key_count": len(page),
     }
     if start + len(page) < len(keys):
+        data["next_token"] = str(start + len(page))
+    return data
+
+
+def _page(args: Args, total: int) -> tuple[int, int]:
+    limit = 10 if args.max_items is None else args.max_items
+    try:
+        start = int(args.starting_token) if args.starting_token is not None else 0
+    except ValueError:
+        start = -1
+    if start < 0 or start > total:
+        raise LabError(
+            f"Invalid starting token {args.starting_token!r}.",
+            "Pass the next_token value of the previous page.",
+        )
+    return start, limit
+
+
+_ADMIN_FILTERS = {
+    "attr.label": lambda rec: rec.label,
+    "attr.class": lambda rec: rec.key_class.value,
+    "attr.key-type": lambda rec: rec.key_type.lower().replace("_", "-"),
+}
+
+
+def _admin_key_list(cli: Any, args: Args) -> dict[str, Any]:
+    """Admins list every key of the cluster (label only: --verbose has no effect for them).
+
+    Modelled: the user guide lets admins run ``key list`` but shows no admin output; the
+    lab lists all token keys by reference and label, filtered on label, class or type.
+    """
+    records = backend.all_records(cli.client)
+    for name, value in _parse_filters(args.filter or []):
+        if name == "key-reference":
+            records = [r for r in records if r.ref == parse_ref(value)]
+        elif name in _ADMIN_FILTERS:
+            wanted = value if name == "attr.label" else value.lower()
+            records = [r for r in records if _ADMIN_FILTERS[name](r) == wanted]
+        else:
+            raise LabError(
+                f"An admin cannot filter on {name} (admins do not see key attributes).",
+                "Filter on attr.label, attr.class, attr.key-type or key-reference.",
+            )
+    start, limit = _page(args, len(records))
+    page = records[start : start + limit]
+    data: dict[str, Any] = {
+        "matched_keys": [
+            {"key-reference": r.reference, "attributes": {"label": r.label}} for r in page
+        ],
+        "total_key_count": len(records),
+        "returned_key_count": len(page),
+    }
+    if start + len(page) < len(records):
         data["next_token"] = str(start + len(page))
     return data
 
