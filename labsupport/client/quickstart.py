@@ -36,6 +36,15 @@ class ReadyCluster:
         """Log ``user`` in (PKCS#11 PIN ``user:password``) and return the session."""
         return self.client.login(f"{user}:{self._passwords[user]}", rw=rw)
 
+    def pin_environment(self, user: str) -> dict[str, str]:
+        """``{"CLOUDHSM_PIN": "<user>:<password>"}`` for a child process's environment.
+
+        What an application host gets from its secret store on AWS: pass it as
+        ``env={**os.environ, **ready.pin_environment("alice")}`` to a process that uses
+        CloudHSM's OpenSSL integration (lesson 07). Never print it.
+        """
+        return {"CLOUDHSM_PIN": f"{user}:{self._passwords[user]}"}
+
 
 def connected_cluster(
     workspace: Workspace | None = None,
