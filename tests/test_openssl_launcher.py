@@ -148,6 +148,7 @@ def test_export_subcommands_are_refused(argv: list[str]) -> None:
     ("argv", "message"),
     [
         (["dgst", "-sign", "pkcs11:token=x;object=y", "f"], "pkcs11: URIs"),
+        (["dgst", "-sign", "org.openssl.engine:pkcs11:label_x", "f"], "pkcs11: URIs"),
         (["dgst", "-engine", "pkcs11", "-sign", "k", "f"], "chooses OpenSSL's engine"),
         (["dgst", "-keyform", "engine", "-sign", "k", "f"], "added by the launcher"),
         (["dgst", "-sha256", "cloudhsm:tls-key"], "does not take a private key"),

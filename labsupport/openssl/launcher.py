@@ -43,14 +43,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pkcs11
 from pkcs11 import KeyType, ObjectClass
 from pkcs11 import exceptions as ckr
 
-from labsupport.client import AVAILABILITY_MESSAGE, Client, KeyAvailabilityError, connect
 from labsupport.errors import LabError
 from labsupport.hsm.module import find_module
 from labsupport.hsm.tokens import token_store
@@ -69,6 +68,9 @@ from labsupport.openssl.requests import (
     requests_path,
 )
 from labsupport.workspace.home import Workspace
+
+if TYPE_CHECKING:
+    from labsupport.client import Client
 
 #: The variable CloudHSM's OpenSSL Dynamic Engine reads: ``<username>:<password>``.
 ENV_PIN = "CLOUDHSM_PIN"
@@ -89,9 +91,7 @@ KEY_OPTIONS: dict[str, str] = {
     "-dkey": "-dkeyform",
 }
 #: Subcommands that write or convert private keys: refused for HSM keys.
-EXPORT_SUBCOMMANDS = frozenset(
-    {"pkey", "rsa", "ec", "dsa", "pkcs8", "pkcs12", "storeutl", "genpkey", "genrsa", "engine"}
-)
+EXPORT_SUBCOMMANDS = frozenset({"pkey", "rsa", "ec", "dsa", "pkcs8", "pkcs12", "storeutl"})
 #: Subcommands that keep running; the launcher fails them over to another HSM.
 SERVER_SUBCOMMANDS = frozenset({"s_server"})
 #: Options whose key openssl also needs the *public* half of (it compares it with a
@@ -177,7 +177,7 @@ def parse_command(argv: Sequence[str]) -> list[KeySlot]:
                 f"{arg} engine is added by the launcher for cloudhsm: keys; remove it.",
                 "Write the key as cloudhsm:<label>.",
             )
-        if "pkcs11:" in low:
+        if "pkcs11:" in low or "org.openssl.engine:" in low:
             raise LauncherError(
                 "pkcs11: URIs reach a token directly, past the cluster's users and key "
                 "ownership; the launcher does not accept them.",
@@ -243,12 +243,17 @@ class Launcher:
         self.hsm_id = ""
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = False
+        self._readers: list[threading.Thread] = []
         self._log = requests_path(self.workspace)
 
     # -- cluster side -------------------------------------------------------------------
 
     def login(self) -> None:
         """Connect to the configured cluster and log the ``CLOUDHSM_PIN`` user in."""
+        # Imported here: a refused command line is answered before the client layer
+        # (and boto3 behind the control plane) is loaded.
+        from labsupport.client import connect
+
         pin = split_env_pin(self.environ)
         self.client = connect(self.workspace)
         # Password check, failure count and lockout, crypto-user role: the client layer's.
@@ -307,6 +312,8 @@ class Launcher:
                 self._check_engine_can_use(key, slot)
         hsms = tuple(key.hsms)
         if len(hsms) < 2 and not self.client.config.disable_key_availability_check:
+            from labsupport.client import AVAILABILITY_MESSAGE, KeyAvailabilityError
+
             raise KeyAvailabilityError(
                 AVAILABILITY_MESSAGE.format(handle=key.handle) + " (CKR_FUNCTION_FAILED)",
                 "Add an HSM to the cluster (the key is copied to it), or, for development "
@@ -385,8 +392,16 @@ class Launcher:
             for fd in close_after:
                 os.close(fd)
         if spy_read is not None:
-            threading.Thread(target=self._read_spy, args=(spy_read, hsm_id), daemon=True).start()
+            reader = threading.Thread(target=self._read_spy, args=(spy_read, hsm_id), daemon=True)
+            reader.start()
+            self._readers.append(reader)
         return proc
+
+    def _drain(self) -> None:
+        """Wait until every spy reader has logged what its openssl process reported."""
+        for reader in self._readers:
+            reader.join(timeout=10)  # ends at EOF, right after its openssl process exits
+        self._readers = [r for r in self._readers if r.is_alive()]
 
     def _read_spy(self, fd: int, hsm_id: str) -> None:
         by_id = {k.ref.to_bytes(8, "big"): k for k in self.keys}
@@ -425,7 +440,9 @@ class Launcher:
         self.process = self._spawn(self.hsm_id)
         if self.subcommand in SERVER_SUBCOMMANDS and self.slots:
             return self._watch()
-        return self.process.wait()
+        status = self.process.wait()
+        self._drain()
+        return status
 
     def _watch(self) -> int:
         """Wait for the server; when its HSM stops being ACTIVE, restart on another one."""
@@ -433,7 +450,9 @@ class Launcher:
         gone: set[str] = set()
         while True:
             try:
-                return self.process.wait(timeout=WATCH_INTERVAL)
+                status = self.process.wait(timeout=WATCH_INTERVAL)
+                self._drain()
+                return status
             except subprocess.TimeoutExpired:
                 pass
             if self._stopping:
@@ -464,6 +483,7 @@ class Launcher:
         """Stop openssl (used on SIGTERM / SIGINT) and close the cluster connection."""
         self._stopping = True
         self._stop_child()
+        self._drain()
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.client.close()

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from labsupport.client.config import log_path
 from labsupport.workspace.home import Workspace
 
 LOG_NAME = "cloudhsm-openssl.jsonl"
@@ -67,6 +66,8 @@ class EngineRequest:
 
 def requests_path(workspace: Workspace | None = None) -> Path:
     """The request log of the current lesson scope's client machine."""
+    from labsupport.client.config import log_path  # the client layer, loaded only when needed
+
     return log_path(workspace or Workspace.open()).parent / LOG_NAME
 
 
