@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "labsupport.client": 4,
     "labsupport.kms": 5,
     "labsupport.costs": 5,
+    "labsupport.openssl": 5,
     "labsupport.byok": 6,
     "labsupport.pedagogy": 6,
     "labsupport.plots": 6,

@@ -30,8 +30,8 @@ from cryptography.x509.oid import NameOID
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from labsupport.crypto.x509 import public_key_from_token
 from labsupport.hsm.tokens import token_store
-from labsupport.hsm.x509 import public_key_from_token
 from labsupport.openssl import engine_available, read_requests, requests_path
 from labsupport.openssl.launcher import (
     KeyExportRefused,

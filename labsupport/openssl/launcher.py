@@ -280,7 +280,7 @@ class Launcher:
                 "AWS, CloudHSM's engine can). Signing with EC keys (dgst -sign, pkeyutl "
                 "-sign) works.",
                 "Use an RSA key here (generate_keypair(KeyType.RSA, 2048, ...)), or build "
-                "the certificate with cryptography and labsupport.hsm.x509.token_private_key.",
+                "the certificate with cryptography and labsupport.crypto.x509.token_private_key.",
             )
 
     def _resolve_one(self, name: str) -> HsmKey:
