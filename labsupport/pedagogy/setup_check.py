@@ -117,5 +117,16 @@ def findings() -> list[Finding]:
         result += _workspace()
     result.append(_kernel())
     tools = [t for t in ("pkcs11-tool", "openssl") if shutil.which(t)]
-    result.append(Finding(True, "Optional tools", ", ".join(tools) or "none (optional)"))
+    tools.append(_openssl_engine())
+    result.append(Finding(True, "Optional tools", ", ".join(tools)))
     return result
+
+
+def _openssl_engine() -> str:
+    """Lesson 07: OpenSSL 3 and its PKCS#11 engine (optional: only that lesson needs it)."""
+    from labsupport.openssl.engine import OpenSSLNotFound, find_engine
+
+    try:
+        return f"OpenSSL PKCS#11 engine ({find_engine()})"
+    except OpenSSLNotFound as err:
+        return f"no OpenSSL PKCS#11 engine for lesson 07 ({err.fix.split('(')[0].strip()})"
