@@ -26,7 +26,7 @@ __all__ = ["cloudhsm", "ec2", "fast"]
 
 @pytest.fixture
 def active(workspace: Any, cloudhsm: Any, ec2: Any) -> str:
-    """An ACTIVE cluster with one HSM (and its activation backup)."""
+    """An ACTIVE cluster with one HSM (and its initialize and activation backups)."""
     cid, _, _ = initialized(cloudhsm, ec2)
     activate_cluster(workspace, cid)
     return cid
@@ -39,21 +39,21 @@ def test_activation_needs_initialization(workspace: Any, cloudhsm: Any, ec2: Any
 
 
 def test_backups_on_activation_and_hsm_changes(cloudhsm: Any, active: str) -> None:
-    backups = cloudhsm.describe_backups()["Backups"]
-    assert len(backups) == 1 and backups[0]["ClusterId"] == active
-    assert backups[0]["BackupState"] == "READY"
+    backups = cloudhsm.describe_backups()["Backups"]  # initialize and activate
+    assert len(backups) == 2 and {b["ClusterId"] for b in backups} == {active}
+    assert {b["BackupState"] for b in backups} == {"READY"}
     assert backups[0]["BackupArn"].endswith(":backup/" + backups[0]["BackupId"])
     az = sorted(describe(cloudhsm, active)["SubnetMapping"])[1]
     hsm = cloudhsm.create_hsm(ClusterId=active, AvailabilityZone=az)["Hsm"]
     cloudhsm.delete_hsm(ClusterId=active, HsmId=hsm["HsmId"])
-    assert len(cloudhsm.describe_backups(Filters={"clusterIds": [active]})["Backups"]) == 3
+    assert len(cloudhsm.describe_backups(Filters={"clusterIds": [active]})["Backups"]) == 4
     newest_first = cloudhsm.describe_backups()["Backups"]
     oldest_first = cloudhsm.describe_backups(SortAscending=True)["Backups"]
     assert newest_first == oldest_first[::-1]
     pages = list(
         cloudhsm.get_paginator("describe_backups").paginate(PaginationConfig={"PageSize": 2})
     )
-    assert [len(p["Backups"]) for p in pages] == [2, 1]
+    assert [len(p["Backups"]) for p in pages] == [2, 2]
     assert cloudhsm.describe_backups(Shared=True)["Backups"] == []
     with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="filter"):
         cloudhsm.describe_backups(Filters={"hsmIds": ["x"]})
@@ -71,7 +71,9 @@ def test_delete_restore_and_expire_backup(workspace: Any, cloudhsm: Any, active:
         cloudhsm.restore_backup(BackupId=backup_id)
     cloudhsm.delete_backup(BackupId=backup_id)
     LabClock(workspace).advance(8 * 24 * 3600)  # past the 7-day restore window
-    assert cloudhsm.describe_backups()["Backups"][0]["BackupState"] == "DELETED"
+    gone = cloudhsm.describe_backups(Filters={"backupIds": [backup_id]})["Backups"][0]
+    assert gone["BackupState"] == "DELETED"
+    assert len(cloudhsm.describe_backups(Filters={"states": ["READY"]})["Backups"]) == 1 + 8
     with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="DELETED"):
         cloudhsm.restore_backup(BackupId=backup_id)
     with pytest.raises(cloudhsm.exceptions.CloudHsmResourceNotFoundException):
@@ -83,7 +85,8 @@ def test_never_expires_and_tags_on_backups(cloudhsm: Any, active: str) -> None:
     out = cloudhsm.modify_backup_attributes(BackupId=backup_id, NeverExpires=True)
     assert out["Backup"]["NeverExpires"] is True
     assert len(cloudhsm.describe_backups(Filters={"neverExpires": ["true"]})["Backups"]) == 1
-    assert cloudhsm.describe_backups(Filters={"neverExpires": ["false"]})["Backups"] == []
+    others = cloudhsm.describe_backups(Filters={"neverExpires": ["false"]})["Backups"]
+    assert len(others) == 1 and others[0]["BackupId"] != backup_id
     cloudhsm.tag_resource(ResourceId=backup_id, TagList=[{"Key": "keep", "Value": "yes"}])
     assert cloudhsm.list_tags(ResourceId=backup_id)["TagList"] == [{"Key": "keep", "Value": "yes"}]
 
@@ -115,7 +118,7 @@ def test_copy_backup_to_region_and_restore_cluster(
     cid = clone["Cluster"]["ClusterId"]
     cluster = describe(eu, cid)
     assert cluster["SourceBackupId"] == copy["BackupId"]
-    assert cluster["State"] == "ACTIVE"
+    assert cluster["State"] == "INITIALIZED"  # ACTIVE once its first HSM is
     assert "ClusterCertificate" in cluster["Certificates"]
 
 

@@ -162,9 +162,11 @@ def test_initialize_then_second_hsm_in_another_az(workspace: Any, cloudhsm: Any,
     assert view.trust_anchor == pki.to_pem(ca.certificate)
     assert [h.state for h in view.hsms] == [HsmState.ACTIVE, HsmState.ACTIVE]
     assert len(view.eni_ips) == 2 and not view.hsms[1].holds_cluster_key
-    # activation (CloudHSM CLI's job) makes the cluster ACTIVE and takes a backup
+    # backups on initialize and on the second HSM; activation (CloudHSM CLI's job) makes
+    # the cluster ACTIVE and takes another
+    assert len(cloudhsm.describe_backups()["Backups"]) == 2
     assert activate_cluster(workspace, cid).state is ClusterState.ACTIVE
-    assert len(cloudhsm.describe_backups()["Backups"]) == 1
+    assert len(cloudhsm.describe_backups()["Backups"]) == 3
 
 
 def test_initialize_response_and_state_message(workspace: Any, monkeypatch: Any) -> None:

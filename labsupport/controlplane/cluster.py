@@ -325,13 +325,24 @@ def activate_cluster(workspace: Workspace | None, cluster_id: str) -> Cluster:
         rec["state_message"] = "Cluster is active."
         rec["next"] = []
         now = plane.clock.now()
-        record_backup(data, rec, now)
+        record_backup(data, rec, now, ws)
         return cluster_view(rec)
 
 
-def record_backup(data: dict[str, Any], cluster: dict[str, Any], now: float) -> dict[str, Any]:
-    """Add an automatic backup of ``cluster`` to the state (CREATE_IN_PROGRESS → READY)."""
-    from labsupport.controlplane import ids
+def record_backup(
+    data: dict[str, Any],
+    cluster: dict[str, Any],
+    now: float,
+    workspace: Workspace | None = None,
+    last_resort: str | None = None,
+) -> dict[str, Any]:
+    """Add an automatic backup of ``cluster`` to the state (CREATE_IN_PROGRESS → READY).
+
+    With ``workspace``, the HSMs' users and keys are captured and stored encrypted
+    (:mod:`labsupport.controlplane.backups`); ``last_resort`` names an HSM being deleted,
+    read only if no other HSM holds the keys.
+    """
+    from labsupport.controlplane import backups, ids
 
     backup = {
         "id": ids.backup_id(),
@@ -349,6 +360,10 @@ def record_backup(data: dict[str, Any], cluster: dict[str, Any], now: float) -> 
             k: v for k, v in cluster.get("pki", {}).items() if k in ("cluster_cert", "trust_anchor")
         },
     }
+    if workspace is not None:
+        contents = backups.capture(workspace, cluster, last_resort)
+        backup["contents"] = backups.seal(workspace, backup["id"], contents)
+        backup["retention_days"] = int(cluster.get("retention", {}).get("Value", 90))
     schedule(backup, now, (BackupState.READY.value, Step.BACKUP_CREATE, ""))
     data["backups"][backup["id"]] = backup
     return backup
@@ -363,6 +378,8 @@ def delete_clusters_owned_by(workspace: Workspace, lesson: str | None) -> list[s
     Deletes the HSMs' tokens and forgets the records — no DELETE_IN_PROGRESS, no waiting.
     Returns the ids of the removed clusters.
     """
+    from labsupport.controlplane import backups
+
     plane = ControlPlane(workspace)
     if not plane.view()["clusters"] and not plane.view()["backups"]:
         return []
@@ -377,4 +394,5 @@ def delete_clusters_owned_by(workspace: Workspace, lesson: str | None) -> list[s
         for bid, rec in list(data["backups"].items()):
             if belongs_to(record_owner(rec), lesson):
                 del data["backups"][bid]
+                backups.delete_payload(workspace, bid)
     return removed

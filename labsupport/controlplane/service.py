@@ -24,7 +24,7 @@ import warnings
 from typing import Any
 
 from labsupport.aws.inprocess import AwsServiceError, JsonService
-from labsupport.controlplane import hardware, ids, pki
+from labsupport.controlplane import backups, hardware, ids, pki, retention
 from labsupport.controlplane.clock import Step
 from labsupport.controlplane.cluster import (
     ControlPlane,
@@ -56,6 +56,7 @@ CLUSTER_FILTERS = {"clusterIds", "vpcIds", "states"}
 BACKUP_FILTERS = {"backupIds", "sourceBackupIds", "clusterIds", "states", "neverExpires"}
 TAG_PUNCTUATION = set("_.:/=+-@ ")
 MAX_CERT_CHARS = 5000
+_INITIALIZED = (ClusterState.INITIALIZED, ClusterState.ACTIVE, ClusterState.DEGRADED)
 
 
 #: Why the lab warns about new ``hsm1.medium`` clusters (dated: AWS's FIPS compliance page).
@@ -387,13 +388,20 @@ class CloudHsmV2Service(JsonService):
             else:
                 rec["source_backup"] = source["id"]
                 rec["pki"] = dict(source.get("pki", {}))
+                try:
+                    backups.restore_cluster_document(
+                        self.workspace, source["id"], cluster_id, rec["owner"]
+                    )
+                except backups.BackupUnreadable as exc:
+                    raise invalid(f"{exc.problem} {exc.fix}") from None
                 schedule(
                     rec,
                     now,
                     (
-                        ClusterState.ACTIVE.value,
+                        ClusterState.INITIALIZED.value,
                         Step.CLUSTER_CREATE,
-                        f"The cluster was restored from {source['id']}. Create HSMs to use it.",
+                        f"The cluster was restored from {source['id']}. Create an HSM: the "
+                        "cluster becomes ACTIVE when its first HSM is.",
                     ),
                 )
             data["clusters"][cluster_id] = rec
@@ -458,6 +466,7 @@ class CloudHsmV2Service(JsonService):
             rec["pki"]["trust_anchor"] = params["TrustAnchor"].strip() + "\n"
             rec["state"] = ClusterState.INITIALIZE_IN_PROGRESS.value
             rec["state_message"] = "The cluster is being initialized."
+            record_backup(data, rec, now, self.workspace)  # AWS backs up on initialize
             schedule(
                 rec,
                 now,
@@ -626,6 +635,9 @@ class CloudHsmV2Service(JsonService):
                 "mfr_hw_cert": identity.manufacturer_hardware_certificate,
             }
             schedule(hsm, now, (HsmState.ACTIVE.value, Step.HSM_CREATE, "HSM created."))
+            restoring = rec.get("source_backup") and not rec["hsms"]
+            if restoring:
+                self._restore_first_hsm(data, rec, hsm, now)
             rec["hsms"][hsm_id] = hsm
             if first:
                 rec["pki"] = {
@@ -635,9 +647,30 @@ class CloudHsmV2Service(JsonService):
                     "aws_hw_cert": identity.aws_hardware_certificate,
                     "mfr_hw_cert": identity.manufacturer_hardware_certificate,
                 }
-            if state is ClusterState.ACTIVE:
-                record_backup(data, rec, now)
+            if state in _INITIALIZED and not restoring:
+                record_backup(data, rec, now, self.workspace)
             return {"Hsm": hsm_to_api(hsm, cid)}
+
+    def _restore_first_hsm(
+        self, data: dict[str, Any], rec: dict[str, Any], hsm: dict[str, Any], now: float
+    ) -> None:
+        """Load the source backup into the first HSM of a restored cluster; the cluster
+        becomes ACTIVE when that HSM does."""
+        source = data["backups"].get(rec["source_backup"])
+        try:
+            count = backups.restore_into_token(self.workspace, rec["source_backup"], hsm["token"])
+        except backups.BackupUnreadable as exc:
+            hardware.decommission_hsm(self.workspace, hsm["token"])
+            raise invalid(f"{exc.problem} {exc.fix}") from None
+        hsm["restored_objects"] = count
+        if source is not None:
+            hsm["restored_from"] = source["id"]
+        if rec["state"] == ClusterState.INITIALIZED:
+            schedule(
+                rec,
+                now,
+                (ClusterState.ACTIVE.value, Step.HSM_CREATE, "Cluster is active."),
+            )
 
     def DeleteHsm(self, params: dict[str, Any]) -> dict[str, Any]:
         """Delete one HSM, named by HsmId, EniId or EniIp."""
@@ -657,6 +690,8 @@ class CloudHsmV2Service(JsonService):
             hsm = matches[0]
             if hsm["state"] == HsmState.DELETE_IN_PROGRESS:
                 raise invalid(f"HSM {hsm['id']} is already being deleted.")
+            if rec["state"] in _INITIALIZED:  # AWS backs up when an HSM is removed
+                record_backup(data, rec, now, self.workspace, last_resort=hsm["id"])
             hardware.decommission_hsm(self.workspace, hsm["token"])
             hsm["state"] = HsmState.DELETE_IN_PROGRESS.value
             hsm["state_message"] = "The HSM is being deleted."
@@ -667,8 +702,6 @@ class CloudHsmV2Service(JsonService):
             ):
                 # Its CSR died with it; the next HSM will make a new one.
                 rec["pki"] = {}
-            if rec["state"] == ClusterState.ACTIVE:
-                record_backup(data, rec, now)
             return {"HsmId": hsm["id"]}
 
     # -- backups -------------------------------------------------------------------------
@@ -676,6 +709,10 @@ class CloudHsmV2Service(JsonService):
     def DescribeBackups(self, params: dict[str, Any]) -> dict[str, Any]:
         """List backups (filters: backupIds, sourceBackupIds, clusterIds, states, neverExpires)."""
         filters = _filters(params, BACKUP_FILTERS)
+        now = self._now()
+        if retention.due(self.plane.view(), now):
+            with self.plane.change() as data:
+                retention.housekeeping(self.workspace, data, now)
         if params.get("Shared"):
             return _paginate([], params, 50, "Backups")  # nobody shares backups with the lab
         backups = [b for b in self.plane.view()["backups"].values() if b["region"] == self.region]
@@ -756,6 +793,11 @@ class CloudHsmV2Service(JsonService):
                 "deleted_at": None,
                 "tags": [{"Key": t["Key"], "Value": t.get("Value", "")} for t in tags],
             }
+            if src.get("contents"):
+                try:
+                    backups.copy_payload(self.workspace, src["id"], copy["id"])
+                except backups.BackupUnreadable as exc:
+                    raise invalid(f"{exc.problem} {exc.fix}") from None
             schedule(copy, now, (BackupState.READY.value, Step.BACKUP_CREATE, ""))
             data["backups"][copy["id"]] = copy
             return {

@@ -1,0 +1,111 @@
+"""Backup housekeeping on the lab clock: the daily backup and the retention policy.
+
+AWS backs up every cluster at least once every 24 hours and deletes backups older than
+the cluster's ``BackupRetentionPolicy`` (7-379 days, default 90) — except a backup with
+``NeverExpires`` and the cluster's most recent backup, which are kept. A backup deleted
+with ``DeleteBackup`` stays restorable for 7 days (PENDING_DELETION), then is gone.
+
+The lab does this lazily: :func:`housekeeping` runs when backups are listed
+(``DescribeBackups``) and catches up with the lab clock — move the clock with
+``Clock(ws).advance(days * 86400)`` and the missed daily backups appear, each dated
+when AWS would have taken it (their contents are read when they are listed), and
+backups past the retention period become DELETED.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labsupport.controlplane import backups
+from labsupport.controlplane.cluster import record_backup, record_owner, settle
+from labsupport.controlplane.states import BackupState, ClusterState
+from labsupport.workspace.home import Workspace
+
+DAY = 24 * 3600.0
+#: At most this many missed daily backups are made in one catch-up (a bit over a year).
+MAX_CATCH_UP = 380
+_BACKED_UP = (ClusterState.ACTIVE.value, ClusterState.DEGRADED.value)
+
+
+def _own_backups(data: dict[str, Any], cluster: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        b
+        for b in data.get("backups", {}).values()
+        if b["cluster_id"] == cluster["id"]
+        and b["region"] == cluster["region"]
+        and not b.get("source_region")
+    ]
+
+
+def _next_daily(data: dict[str, Any], cluster: dict[str, Any]) -> float | None:
+    if cluster["state"] not in _BACKED_UP:
+        return None
+    own = _own_backups(data, cluster)
+    if not own:
+        return None
+    return max(b["created"] for b in own) + DAY
+
+
+def _expired(data: dict[str, Any], backup: dict[str, Any], now: float) -> int | None:
+    """The retention period (days) ``backup`` has outlived, or None if it is kept."""
+    if backup["state"] != BackupState.READY or backup.get("never_expires"):
+        return None
+    days = backup.get("retention_days")
+    cluster = data.get("clusters", {}).get(backup["cluster_id"])
+    if cluster is not None and cluster["region"] == backup["region"]:
+        days = int(cluster["retention"]["Value"])
+        newest = max(
+            (b["created"] for b in _own_backups(data, cluster) if b["state"] == BackupState.READY),
+            default=None,
+        )
+        if newest == backup["created"]:
+            return None  # the most recent backup of a cluster is never deleted
+    if days is not None and now - backup["created"] > float(days) * DAY:
+        return int(days)
+    return None
+
+
+def due(data: dict[str, Any], now: float) -> bool:
+    """True if a daily backup or an expiry is due (a cheap check on a settled view)."""
+    for cluster in data.get("clusters", {}).values():
+        at = _next_daily(data, cluster)
+        if at is not None and at <= now:
+            return True
+    for backup in data.get("backups", {}).values():
+        if _expired(data, backup, now) is not None:
+            return True
+        if backup["state"] == BackupState.DELETED and backup.get("contents"):
+            return True
+    return False
+
+
+def housekeeping(workspace: Workspace, data: dict[str, Any], now: float) -> dict[str, list[str]]:
+    """Take the missed daily backups and apply retention (caller holds the state lock).
+
+    Returns the ids of the backups made (``"daily"``) and expired (``"expired"``).
+    """
+    made: list[str] = []
+    expired: list[str] = []
+    for cluster in list(data.get("clusters", {}).values()):
+        for _ in range(MAX_CATCH_UP):
+            at = _next_daily(data, cluster)
+            if at is None or at > now:
+                break
+            backup = record_backup(data, cluster, at, workspace)
+            backup["owner"] = record_owner(cluster)
+            made.append(backup["id"])
+    if made:
+        settle(data, now)  # backups dated in the past are READY by now
+    for backup in data.get("backups", {}).values():
+        days = _expired(data, backup, now)
+        if days is not None:
+            backup["state"] = BackupState.DELETED.value
+            backup["state_message"] = (
+                f"Deleted by the cluster's backup retention policy ({days} days)."
+            )
+            backup["next"] = []
+            expired.append(backup["id"])
+        if backup["state"] == BackupState.DELETED and backup.get("contents"):
+            backups.delete_payload(workspace, backup["id"])
+            backup["contents"] = None
+    return {"daily": made, "expired": expired}

@@ -1,0 +1,146 @@
+"""Backups that hold the cluster: contents, encryption at rest, restore into a new cluster."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cp_fixtures import cloudhsm, describe, ec2, fast, subnet_ids
+from pkcs11 import Attribute, KeyType, ObjectClass
+
+from labsupport import aws
+from labsupport.client.errors import LoginFailed
+from labsupport.client.quickstart import connected_cluster
+from labsupport.controlplane import backups
+from labsupport.controlplane.clock import Clock
+
+__all__ = ["cloudhsm", "ec2", "fast"]
+
+
+def _latest_backup(cloudhsm: Any, cluster_id: str) -> dict[str, Any]:
+    return cloudhsm.describe_backups(Filters={"clusterIds": [cluster_id]})["Backups"][0]
+
+
+def _make_keys(ready: Any) -> tuple[bytes, bytes]:
+    """An AES key (ciphertext under it) and an RSA pair, as alice; returns (iv+ct, sig)."""
+    session = ready.login("alice")
+    aes = session.generate_key(KeyType.AES, 256, label="dr-aes", store=True)
+    iv = session.generate_random(128)
+    ciphertext = iv + aes.encrypt(b"sixteen byte msg" * 2, mechanism_param=iv)
+    _, private = session.generate_keypair(KeyType.RSA, 2048, label="dr-rsa", store=True)
+    signature = private.sign(b"signed before the disaster")
+    session.close()
+    return ciphertext, signature
+
+
+def test_initialize_takes_a_backup(workspace: Any, cloudhsm: Any, ec2: Any) -> None:
+    from cp_fixtures import initialized
+
+    cid, _, _ = initialized(cloudhsm, ec2)
+    backup = _latest_backup(cloudhsm, cid)
+    assert backup["BackupState"] == "READY"
+    contents = backups.load(workspace, backup["BackupId"])
+    assert contents.users == ["admin", "app_user"] and contents.key_references == []
+
+
+def test_backup_is_encrypted_at_rest_and_tamper_evident(workspace: Any, fast: None) -> None:
+    ready = connected_cluster(workspace, owner="t", users=("alice",))
+    _make_keys(ready)
+    cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
+    az = sorted(describe(cloudhsm, ready.cluster_id)["SubnetMapping"])[0]
+    cloudhsm.create_hsm(ClusterId=ready.cluster_id, AvailabilityZone=az)  # → a backup
+    backup_id = _latest_backup(cloudhsm, ready.cluster_id)["BackupId"]
+    path = backups.payload_path(workspace, backup_id)
+    raw = path.read_text()
+    assert "alice" not in raw and "dr-aes" not in raw and "scrypt" not in raw
+    contents = backups.load(workspace, backup_id)
+    assert "alice" in contents.users and len(contents.key_references) == 3
+    assert {o["label"] for o in contents.objects} == {"dr-aes", "dr-rsa"}
+    assert contents.document["users"]["alice"]["kdf"] == "scrypt"  # the hash travels
+    box = json.loads(raw)
+    tail = "A" * 8 if box["ciphertext"][-12] != "A" else "B" * 8
+    box["ciphertext"] = box["ciphertext"][:-12] + tail + box["ciphertext"][-4:]
+    path.write_text(json.dumps(box))
+    with pytest.raises(backups.BackupUnreadable, match="does not decrypt"):
+        backups.load(workspace, backup_id)
+    ready.client.close()
+
+
+def test_disaster_recovery_through_boto3(workspace: Any, fast: None) -> None:
+    """Acceptance: delete the cluster, create one from its backup, the keys are back."""
+    from labsupport import client as chsm
+
+    ready = connected_cluster(workspace, owner="t", users=("alice", "bob"))
+    ciphertext, signature = _make_keys(ready)
+    session = ready.login("alice")
+    session.get_key(label="dr-aes").share("bob")
+    session.close()
+    cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
+    old = ready.cluster_id
+    az = sorted(describe(cloudhsm, old)["SubnetMapping"])
+    hsms = describe(cloudhsm, old)["Hsms"]
+    for hsm in hsms:
+        cloudhsm.delete_hsm(ClusterId=old, HsmId=hsm["HsmId"])
+    backup = _latest_backup(cloudhsm, old)
+    assert backup["BackupState"] == "READY"
+    ready.client.close()
+    cloudhsm.delete_cluster(ClusterId=old)
+    assert describe(cloudhsm, old)["State"] == "DELETED"
+
+    ec2 = aws.client("ec2", workspace=workspace)
+    new = cloudhsm.create_cluster(
+        HsmType="hsm2m.medium", SubnetIds=subnet_ids(ec2), SourceBackupId=backup["BackupId"]
+    )["Cluster"]["ClusterId"]
+    cluster = describe(cloudhsm, new)
+    assert cluster["State"] == "INITIALIZED" and cluster["SourceBackupId"] == backup["BackupId"]
+    assert (
+        cluster["Certificates"]["ClusterCertificate"]
+        == describe(cloudhsm, old)["Certificates"]["ClusterCertificate"]
+    )
+    cloudhsm.create_hsm(ClusterId=new, AvailabilityZone=az[0])
+    assert describe(cloudhsm, new)["State"] == "ACTIVE"
+    cloudhsm.create_hsm(ClusterId=new, AvailabilityZone=az[1])
+
+    chsm.configure(cluster_id=new, workspace=workspace)
+    client = chsm.connect(workspace)
+    users = {u["username"]: u["role"] for u in client.cli.run("user list").data["users"]}
+    assert users["alice"] == "crypto-user" and users["bob"] == "crypto-user"
+    alice = client.login(f"alice:{ready._passwords['alice']}")
+    key = alice.get_key(label="dr-aes")
+    assert key.decrypt(ciphertext[16:], mechanism_param=ciphertext[:16]) == b"sixteen byte msg" * 2
+    public = alice.get_key(ObjectClass.PUBLIC_KEY, KeyType.RSA, label="dr-rsa")
+    assert public.verify(b"signed before the disaster", signature)
+    assert set(client.key_coverage(key.handle).values()) == {True}  # synced to HSM 2
+    bob = client.login(f"bob:{ready._passwords['bob']}")
+    assert bob.get_key(label="dr-aes")[Attribute.LABEL] == "dr-aes"  # sharing survived
+    with pytest.raises(LoginFailed):
+        client.login("alice:wrong-password")
+    client.close()
+
+
+def test_daily_backups_and_retention_on_the_lab_clock(
+    workspace: Any, cloudhsm: Any, ec2: Any
+) -> None:
+    from cp_fixtures import initialized
+
+    from labsupport.controlplane import activate_cluster
+
+    cid, _, _ = initialized(cloudhsm, ec2)
+    activate_cluster(workspace, cid)
+    cloudhsm.modify_cluster(ClusterId=cid, BackupRetentionPolicy={"Type": "DAYS", "Value": "7"})
+    first = _latest_backup(cloudhsm, cid)["BackupId"]
+    cloudhsm.modify_backup_attributes(BackupId=first, NeverExpires=True)
+    Clock(workspace).advance(10 * 24 * 3600 + 60)
+    listed = cloudhsm.describe_backups(Filters={"clusterIds": [cid]})["Backups"]
+    ready = [b for b in listed if b["BackupState"] == "READY"]
+    deleted = [b for b in listed if b["BackupState"] == "DELETED"]
+    assert len(listed) == 2 + 10  # initialize, activate, ten daily backups
+    assert first in {b["BackupId"] for b in ready}  # NeverExpires keeps it
+    assert len(deleted) == 4  # the initialize backup and daily backups 1-3 are past 7 days
+    for b in deleted:
+        assert not backups.payload_path(workspace, b["BackupId"]).exists()
+    Clock(workspace).advance(30 * 24 * 3600)
+    cloudhsm.delete_hsm(ClusterId=cid, HsmId=describe(cloudhsm, cid)["Hsms"][0]["HsmId"])
+    listed = cloudhsm.describe_backups(Filters={"clusterIds": [cid]})["Backups"]
+    assert listed[0]["BackupState"] in ("READY", "CREATE_IN_PROGRESS")
