@@ -528,7 +528,36 @@ class Client:
                     doc.get("hsms", {}).pop(hsm_id, None)
             records = {ref: KeyRecord.from_json(ref, doc["keys"][format_ref(ref)]) for ref in refs}
         self._bump()
+        self._audit_keys(session, classes, local, refs, prefer, failed)
         return [session._token_key(records[ref], obj) for ref, obj in zip(refs, objs, strict=True)]
+
+    def _audit(self, opcode: str, hsm_ids: list[str], actor: str, refs: list[int]) -> None:
+        """Write the HSMs' audit-log events for a key command (CloudWatch Logs)."""
+        from labsupport.logs.audit import Opcode, emit_quietly
+
+        keys = [format_ref(r) for r in refs]
+        emit_quietly(
+            self.workspace, self.cluster_id, Opcode(opcode), actor=actor, keys=keys, hsm_ids=hsm_ids
+        )
+
+    def _audit_keys(
+        self,
+        session: ClusterSession,
+        classes: list[KeyClass],
+        local: bool,
+        refs: list[int],
+        home: str,
+        failed: list[str],
+    ) -> None:
+        if len(classes) == 2:
+            opcode = "CN_GENERATE_KEY_PAIR"
+        elif classes == [KeyClass.PUBLIC]:
+            opcode = "CN_CREATE_OBJECT"
+        else:
+            opcode = "CN_GENERATE_KEY" if local else "CN_UNWRAP_KEY"
+        self._audit(opcode, [home], session.username, refs)
+        others = [h for h in session._order if h != home and h not in failed]
+        self._audit("CN_INSERT_MASKED_OBJECT_USER", others, session.username, refs)
 
     def _destroy_token_key(self, session: ClusterSession, ref: int) -> None:
         rec = self._records().get(ref)
@@ -545,6 +574,7 @@ class Client:
                 doc["keys"].pop(format_ref(ref), None)
         session._keys.pop(ref, None)
         self._bump()
+        self._audit("CN_TOMBSTONE_OBJECT", list(session._order), session.username, [ref])
 
     def _share(self, actor: str, ref: int, username: str, share: bool) -> None:
         rec = self._records().get(ref)
@@ -562,6 +592,7 @@ class Client:
             raise UserError(f"{name} owns key {rec.reference} already.", "Share with another user.")
         shared = [u for u in rec.shared if u != name] + ([name] if share else [])
         self._update_record(ref, shared=sorted(shared))
+        self._audit("CN_SHARE_OBJECT", [h.hsm_id for h in self._view.usable_hsms], actor, [ref])
 
     def _session_closed(self, session: ClusterSession) -> None:
         if session in self._sessions:

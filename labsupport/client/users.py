@@ -147,6 +147,12 @@ class UserDirectory:
     def __init__(self, store: ClusterStore) -> None:
         self.store = store
 
+    def _audit(self, opcode: str, **fields: Any) -> None:
+        """Write the HSMs' audit-log event for a user command (CloudWatch Logs)."""
+        from labsupport.logs.audit import Opcode, emit_quietly
+
+        emit_quietly(self.store.workspace, self.store.cluster_id, Opcode(opcode), **fields)
+
     def list(self) -> list[User]:
         """All users, in creation order."""
         return [_user(n, r) for n, r in self.store.read().get("users", {}).items()]
@@ -223,28 +229,34 @@ class UserDirectory:
                 )
             if verify_password(password, rec):
                 rec["failed"] = 0
-                return _user(name, rec)
-            rec["failed"] = int(rec.get("failed", 0)) + 1
-            left = MAX_FAILED_LOGINS - rec["failed"]
-            if left <= 0:
-                rec["locked"] = True
-                problem = (
-                    f"Wrong password for {name}. That was wrong login number "
-                    f"{MAX_FAILED_LOGINS}: the user is now locked."
-                )
-                fix = (
-                    "An admin must reset the password with `user change-password` before "
-                    f"{name} can log in again."
-                )
+                user: User | None = _user(name, rec)
             else:
-                more = (
-                    "1 more wrong password locks"
-                    if left == 1
-                    else f"{left} more wrong passwords lock"
-                )
-                problem = f"Wrong password for {name} ({more} the account)."
-                fix = "Check the password; the PIN format is <username>:<password>."
-            error = LoginFailed(problem, fix)
+                user = None
+                rec["failed"] = int(rec.get("failed", 0)) + 1
+                left = MAX_FAILED_LOGINS - rec["failed"]
+                if left <= 0:
+                    rec["locked"] = True
+                    problem = (
+                        f"Wrong password for {name}. That was wrong login number "
+                        f"{MAX_FAILED_LOGINS}: the user is now locked."
+                    )
+                    fix = (
+                        "An admin must reset the password with `user change-password` before "
+                        f"{name} can log in again."
+                    )
+                else:
+                    more = (
+                        "1 more wrong password locks"
+                        if left == 1
+                        else f"{left} more wrong passwords lock"
+                    )
+                    problem = f"Wrong password for {name} ({more} the account)."
+                    fix = "Check the password; the PIN format is <username>:<password>."
+                error = LoginFailed(problem, fix)
+        if user is not None:
+            self._audit("CN_LOGIN", user=name, role=user.role.value, login=True)
+            return user
+        self._audit("CN_LOGIN", user=name, role=rec["role"], response="RET_USER_LOGIN_FAILURE")
         # raised after the block so the failure count is written
         raise error
 
@@ -262,8 +274,23 @@ class UserDirectory:
                 "Log in as an admin user to manage users.",
             )
 
-    def create(self, actor: User | None, username: str, role: Role | str, password: str) -> User:
-        """Create a user (admins only)."""
+    def _require_quorum(self, actor: User, approval: Any) -> None:
+        from labsupport.client.quorum import Quorum
+
+        Quorum(self.store).require(actor.username, "user", approval)
+        if approval is not None:
+            self._audit("CN_APPROVE_TOKEN", actor=actor.username, user=actor.username, role="admin")
+
+    def create(
+        self,
+        actor: User | None,
+        username: str,
+        role: Role | str,
+        password: str,
+        approval: Any = None,
+    ) -> User:
+        """Create a user (admins only; with the ``user`` service's quorum, ``approval`` is
+        the signed token file)."""
         self._require_active()
         self._require_admin(actor, "user create")
         name = normalize_username(username)
@@ -273,6 +300,12 @@ class UserDirectory:
                 f"Role {role.value} cannot be created.", "Use --role crypto-user or --role admin."
             )
         check_password(password)
+        if name in self.store.read().get("users", {}):
+            raise UserError(
+                f"User already exists: {name}",
+                "Pick another name, or `user delete` the old one first.",
+            )
+        self._require_quorum(actor, approval)  # type: ignore[arg-type]
         with self.store.update() as data:
             if name in data["users"]:
                 raise UserError(
@@ -285,15 +318,24 @@ class UserDirectory:
                 "locked": False,
                 **hash_password(password),
             }
+        opcode = "CN_CREATE_CO" if role is Role.ADMIN else "CN_CREATE_USER"
+        self._audit(opcode, actor=actor.username, user=name, role=role.value)  # type: ignore[union-attr]
         return User(name, role)
 
     def delete(
-        self, actor: User | None, username: str, role: Role | str, logged_in: set[str] = frozenset()
+        self,
+        actor: User | None,
+        username: str,
+        role: Role | str,
+        logged_in: set[str] = frozenset(),
+        approval: Any = None,
     ) -> User:
-        """Delete a user (admins only; not a logged-in user, not a key owner)."""
+        """Delete a user (admins only; not a logged-in user, not a key owner; quorum as for
+        :meth:`create`)."""
         self._require_active()
         self._require_admin(actor, "user delete")
         name = normalize_username(username)
+        self._require_quorum(actor, approval)  # type: ignore[arg-type]
         with self.store.update() as data:
             rec = data["users"].get(name)
             if rec is None or Role(rec["role"]) is not Role(role):
@@ -320,12 +362,20 @@ class UserDirectory:
             for key in data.get("keys", {}).values():
                 if name in key.get("shared", []):
                     key["shared"] = [u for u in key["shared"] if u != name]
+        self._audit("CN_DELETE_USER", actor=actor.username, user=name, role=rec["role"])  # type: ignore[union-attr]
         return _user(name, rec)
 
     def change_password(
-        self, actor: User | None, username: str, role: Role | str, new_password: str
+        self,
+        actor: User | None,
+        username: str,
+        role: Role | str,
+        new_password: str,
+        approval: Any = None,
     ) -> User:
-        """Set a new password (an admin for anyone, a user for themself); unlocks the user."""
+        """Set a new password (an admin for anyone, a user for themself); unlocks the user.
+
+        An admin changing a password needs the ``user`` service's quorum (``approval``)."""
         self._require_active()
         if actor is None:
             raise NotAuthorized("user change-password needs a logged-in user.", "Log in first.")
@@ -336,6 +386,8 @@ class UserDirectory:
                 "Ask an admin to change another user's password.",
             )
         check_password(new_password)
+        if actor.role is Role.ADMIN:
+            self._require_quorum(actor, approval)
         with self.store.update() as data:
             rec = data["users"].get(name)
             if rec is None or Role(rec["role"]) is not Role(role):
@@ -346,4 +398,5 @@ class UserDirectory:
             rec.update(hash_password(new_password))
             rec["failed"] = 0
             rec["locked"] = False
+        self._audit("CN_CHANGE_PSWD", actor=actor.username, user=name, role=rec["role"])
         return _user(name, rec)
