@@ -144,3 +144,36 @@ def test_daily_backups_and_retention_on_the_lab_clock(
     cloudhsm.delete_hsm(ClusterId=cid, HsmId=describe(cloudhsm, cid)["Hsms"][0]["HsmId"])
     listed = cloudhsm.describe_backups(Filters={"clusterIds": [cid]})["Backups"]
     assert listed[0]["BackupState"] in ("READY", "CREATE_IN_PROGRESS")
+
+
+def test_replacement_drill_fails_over_and_recovers(workspace: Any, fast: None) -> None:
+    from labsupport.controlplane.drills import lab_fail_hsm
+
+    ready = connected_cluster(workspace, owner="t", hsm_count=3, users=("alice",))
+    session = ready.login("alice")
+    key = session.generate_key(KeyType.AES, 256, label="drill", store=True)
+    cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
+    cid = ready.cluster_id
+    hsms = describe(cloudhsm, cid)["Hsms"]
+    bad = hsms[0]
+    lab_fail_hsm(workspace, cid, bad["HsmId"])
+    cluster = describe(cloudhsm, cid)
+    assert cluster["State"] == "DEGRADED"
+    assert {h["HsmId"]: h["State"] for h in cluster["Hsms"]}[bad["HsmId"]] == "DEGRADED"
+    ready.client.poll(force=True)
+    ready.client.requests.clear()
+    iv = bytes(16)
+    for _ in range(10):
+        key.encrypt(b"x" * 16, mechanism_param=iv)
+    served = set(ready.client.requests.counts())
+    assert bad["HsmId"] not in served and len(served) == 2
+    before = len(cloudhsm.describe_backups(Filters={"clusterIds": [cid]})["Backups"])
+    cloudhsm.delete_hsm(ClusterId=cid, HsmId=bad["HsmId"])
+    assert describe(cloudhsm, cid)["State"] == "ACTIVE"
+    other_az = hsms[1]["AvailabilityZone"]
+    new = cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone=other_az)["Hsm"]
+    assert len(cloudhsm.describe_backups(Filters={"clusterIds": [cid]})["Backups"]) == before + 2
+    ready.client.poll(force=True)
+    assert ready.client.key_coverage(key.handle)[new["HsmId"]] is True  # synced
+    session.close()
+    ready.client.close()

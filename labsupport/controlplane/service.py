@@ -24,7 +24,7 @@ import warnings
 from typing import Any
 
 from labsupport.aws.inprocess import AwsServiceError, JsonService
-from labsupport.controlplane import backups, hardware, ids, pki, retention
+from labsupport.controlplane import backups, drills, hardware, ids, pki, retention
 from labsupport.controlplane.clock import Step
 from labsupport.controlplane.cluster import (
     ControlPlane,
@@ -693,6 +693,7 @@ class CloudHsmV2Service(JsonService):
             if rec["state"] in _INITIALIZED:  # AWS backs up when an HSM is removed
                 record_backup(data, rec, now, self.workspace, last_resort=hsm["id"])
             hardware.decommission_hsm(self.workspace, hsm["token"])
+            drills.recover_if_healthy(rec, hsm["id"])  # a DEGRADED cluster's bad HSM left
             hsm["state"] = HsmState.DELETE_IN_PROGRESS.value
             hsm["state_message"] = "The HSM is being deleted."
             schedule(hsm, now, (HsmState.DELETED.value, Step.HSM_DELETE, "HSM deleted."))
