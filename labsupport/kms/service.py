@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from labsupport.aws.inprocess import AwsServiceError, JsonService
-from labsupport.kms import ciphertext
+from labsupport.kms import ciphertext, rotation
 from labsupport.kms.model import (
     ACCOUNT_ID,
     DEFAULT_PENDING_WINDOW_DAYS,
@@ -130,7 +130,7 @@ def _context(params: dict[str, Any]) -> dict[str, str] | None:
     return context
 
 
-class KmsService(JsonService):
+class KmsService(rotation.RotationOperations, JsonService):
     """The in-process KMS simulator for one workspace and region (see the module docstring)."""
 
     service_name = "kms"
@@ -464,6 +464,7 @@ class KmsService(JsonService):
         context = _context(params)
         rec, now = self._read_key(params.get("KeyId"))
         material = self._usable_material(rec, now)
+        material = rotation.current_material(self.workspace, rec.key_id, material)
         blob = ciphertext.seal(rec.key_id, material, plaintext, context)
         return {
             "CiphertextBlob": blob,
@@ -494,7 +495,7 @@ class KmsService(JsonService):
         rec, now = self._read_key(parsed.key_id)
         material = self._usable_material(rec, now)
         try:
-            plaintext = ciphertext.open_blob(parsed, material, context)
+            plaintext = rotation.open_any(self.workspace, rec.key_id, material, parsed, context)
         except ciphertext.CiphertextError:
             # AWS sends this error with an empty message; the lab says what to check.
             raise _err(
@@ -542,6 +543,7 @@ class KmsService(JsonService):
         context = _context(params)
         rec, now = self._read_key(params.get("KeyId"))
         material = self._usable_material(rec, now)
+        material = rotation.current_material(self.workspace, rec.key_id, material)
         data_key = secrets.token_bytes(count)
         result: dict[str, Any] = {
             "CiphertextBlob": ciphertext.seal(rec.key_id, material, data_key, context),

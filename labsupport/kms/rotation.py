@@ -1,0 +1,209 @@
+"""KMS key rotation, simulated: automatic (every N days) and on demand.
+
+What AWS does: rotating a symmetric KMS key gives it **new key material**; the key id, ARN,
+policy and aliases stay. New encryptions use the newest material; every older material is
+kept, so ciphertexts made before the rotation still decrypt (KMS finds the material from
+the ciphertext). Automatic rotation runs every ``RotationPeriodInDays`` (90-2560, default
+365); ``RotateKeyOnDemand`` rotates now (at most 25 times per key). A key with **imported**
+material (``Origin=EXTERNAL``) cannot rotate automatically: you rotate it yourself —
+AWS's newer on-demand rotation with freshly imported material is not simulated here, so
+the lab answers ``UnsupportedOperationException`` and says so.
+
+The lab keeps each key's rotation history and older materials in
+``state/kms-rotation.json`` (the simulated service's secrets, like ``state/kms.json``),
+on the KMS clock (:mod:`labsupport.kms.clock`): ``advance_clock(days=366)`` makes a due
+automatic rotation happen on the next call. The ciphertext blob does not name the
+material version; Decrypt tries the newest material first, then the older ones (AES-GCM
+authentication tells them apart).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from labsupport.aws.inprocess import AwsServiceError
+from labsupport.kms import ciphertext, clock
+from labsupport.workspace.home import Workspace
+
+STATE_NAME = "kms-rotation"
+DAY = 86400.0
+DEFAULT_PERIOD_DAYS = 365
+MIN_PERIOD_DAYS, MAX_PERIOD_DAYS = 90, 2560
+MAX_ON_DEMAND = 25
+
+
+def _err(code: str, message: str) -> AwsServiceError:
+    return AwsServiceError(code, message)
+
+
+def _apply_due(entry: dict[str, Any], now: float) -> None:
+    """Run the automatic rotations due by ``now`` (in place)."""
+    while entry.get("enabled") and entry.get("next") is not None and entry["next"] <= now:
+        _rotate(entry, entry["next"], "AUTOMATIC")
+        entry["next"] += entry["period"] * DAY
+
+
+def _rotate(entry: dict[str, Any], when: float, kind: str) -> None:
+    current = entry.get("current")
+    entry.setdefault("older", [])
+    if current:
+        entry["older"].insert(0, current)
+    entry["current"] = secrets.token_bytes(32).hex()
+    entry.setdefault("rotations", []).append({"date": when, "type": kind})
+
+
+def current_material(workspace: Workspace, key_id: str, original: bytes) -> bytes:
+    """The material new encryptions use: the newest rotated one, else ``original``."""
+    state = workspace.state(STATE_NAME)
+    entry = state.read().get(key_id)
+    if not entry:
+        return original
+    now = clock.now_epoch(workspace)
+    if entry.get("enabled") and entry.get("next") is not None and entry["next"] <= now:
+        with state.update() as data:
+            entry = data.setdefault(key_id, {})
+            _apply_due(entry, now)
+    return bytes.fromhex(entry["current"]) if entry.get("current") else original
+
+
+def materials(workspace: Workspace, key_id: str, original: bytes) -> list[bytes]:
+    """Every material of the key, newest first (the original material last)."""
+    current = current_material(workspace, key_id, original)
+    entry = workspace.state(STATE_NAME).read().get(key_id) or {}
+    older = [bytes.fromhex(m) for m in entry.get("older", [])]
+    out = [current, *older]
+    if original not in out:
+        out.append(original)
+    return out
+
+
+def open_any(
+    workspace: Workspace,
+    key_id: str,
+    original: bytes,
+    parsed: ciphertext.ParsedBlob,
+    context: dict[str, str] | None,
+) -> bytes:
+    """Decrypt with whichever of the key's materials made the blob (newest first)."""
+    for material in materials(workspace, key_id, original):
+        try:
+            return ciphertext.open_blob(parsed, material, context)
+        except ciphertext.CiphertextError:
+            continue
+    raise ciphertext.CiphertextError("no material of this key opens the blob")
+
+
+def forget_all_but(workspace: Workspace, key_ids: set[str]) -> None:
+    """Drop the rotation state (and older materials) of every key not in ``key_ids``."""
+    state = workspace.state(STATE_NAME)
+    if not state.path.exists():
+        return
+    with state.update() as data:
+        for key_id in list(data):
+            if key_id not in key_ids:
+                del data[key_id]
+
+
+class RotationOperations:
+    """The rotation operations, mixed into :class:`~labsupport.kms.service.KmsService`."""
+
+    workspace: Workspace
+
+    def _read_key(self, key_ref: Any) -> tuple[Any, float]:  # provided by KmsService
+        raise NotImplementedError
+
+    def _rotatable(self, params: dict[str, Any], action: str) -> Any:
+        rec, now = self._read_key(params.get("KeyId"))
+        state = rec.state(now).value
+        if rec.origin == "EXTERNAL":
+            raise _err(
+                "UnsupportedOperationException",
+                f"{rec.arn} has imported key material (Origin=EXTERNAL): KMS cannot {action} "
+                "it. Rotate it yourself: create a new key, import new material, move your "
+                "aliases and re-encrypt. (AWS can also rotate on demand with new imported "
+                "material; the lab does not simulate that.)",
+            )
+        if state != "Enabled":
+            raise _err("KMSInvalidStateException", f"{rec.arn} is {state.lower()}.")
+        return rec, now
+
+    def EnableKeyRotation(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Turn on automatic rotation (every RotationPeriodInDays, default 365)."""
+        rec, now = self._rotatable(params, "rotate automatically")
+        period = params.get("RotationPeriodInDays", DEFAULT_PERIOD_DAYS)
+        if not MIN_PERIOD_DAYS <= period <= MAX_PERIOD_DAYS:
+            raise _err(
+                "ValidationException",
+                f"RotationPeriodInDays must be between {MIN_PERIOD_DAYS} and {MAX_PERIOD_DAYS}.",
+            )
+        with self.workspace.state(STATE_NAME).update() as data:
+            entry = data.setdefault(rec.key_id, {})
+            _apply_due(entry, now)
+            entry.update({"enabled": True, "period": period, "next": now + period * DAY})
+        return {}
+
+    def DisableKeyRotation(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Turn off automatic rotation (older materials are kept)."""
+        rec, now = self._rotatable(params, "rotate automatically")
+        with self.workspace.state(STATE_NAME).update() as data:
+            entry = data.setdefault(rec.key_id, {})
+            _apply_due(entry, now)
+            entry.update({"enabled": False, "next": None})
+        return {}
+
+    def GetKeyRotationStatus(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Whether automatic rotation is on, its period and the next rotation date."""
+        rec, now = self._read_key(params.get("KeyId"))
+        with self.workspace.state(STATE_NAME).update() as data:
+            entry = data.get(rec.key_id) or {}
+            _apply_due(entry, now)
+        out: dict[str, Any] = {"KeyRotationEnabled": bool(entry.get("enabled")), "KeyId": rec.arn}
+        if entry.get("enabled"):
+            out["RotationPeriodInDays"] = entry["period"]
+            out["NextRotationDate"] = entry["next"]
+        return out
+
+    def RotateKeyOnDemand(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Rotate now: new material for new encryptions, older ones kept for Decrypt."""
+        rec, now = self._rotatable(params, "rotate on demand")
+        with self.workspace.state(STATE_NAME).update() as data:
+            entry = data.setdefault(rec.key_id, {})
+            _apply_due(entry, now)
+            done = sum(1 for r in entry.get("rotations", []) if r["type"] == "ON_DEMAND")
+            if done >= MAX_ON_DEMAND:
+                raise _err(
+                    "LimitExceededException",
+                    f"{rec.arn} was rotated on demand {MAX_ON_DEMAND} times, the limit per key.",
+                )
+            _rotate(entry, now, "ON_DEMAND")
+        return {"KeyId": rec.arn}
+
+    def ListKeyRotations(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Completed rotations, oldest first (Limit / Marker pagination)."""
+        rec, now = self._read_key(params.get("KeyId"))
+        if rec.origin == "EXTERNAL":
+            raise _err(
+                "UnsupportedOperationException",
+                f"{rec.arn} has imported key material; KMS keeps no rotation history for it "
+                "in the lab (see RotateKeyOnDemand).",
+            )
+        with self.workspace.state(STATE_NAME).update() as data:
+            entry = data.get(rec.key_id) or {}
+            _apply_due(entry, now)
+        rotations = [
+            {"KeyId": rec.arn, "RotationDate": r["date"], "RotationType": r["type"]}
+            for r in entry.get("rotations", [])
+        ]
+        limit = params.get("Limit", 100)
+        if not 1 <= limit <= 1000:
+            raise _err("ValidationException", "Limit must be between 1 and 1000.")
+        marker = str(params.get("Marker") or "0")
+        if not marker.isdigit():
+            raise _err("InvalidMarkerException", "The Marker is not valid; use NextMarker.")
+        start = int(marker)
+        page = rotations[start : start + limit]
+        out: dict[str, Any] = {"Rotations": page, "Truncated": start + limit < len(rotations)}
+        if out["Truncated"]:
+            out["NextMarker"] = str(start + limit)
+        return out
