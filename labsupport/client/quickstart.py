@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from labsupport.client.client import Client, connect
 from labsupport.client.config import configure, install_trust_anchor
@@ -32,9 +33,19 @@ class ReadyCluster:
     users: tuple[str, ...]
     _passwords: dict[str, str] = field(repr=False)
 
-    def login(self, user: str, rw: bool = True) -> ClusterSession:
-        """Log ``user`` in (PKCS#11 PIN ``user:password``) and return the session."""
-        return self.client.login(f"{user}:{self._passwords[user]}", rw=rw)
+    def login(self, user: str, rw: bool = True, client: Client | None = None) -> ClusterSession:
+        """Log ``user`` in (PKCS#11 PIN ``user:password``) and return the session.
+
+        ``client`` is another connected client (e.g. of a cluster restored from a backup
+        of this one, where the same users exist); default: this cluster's.
+        """
+        return (client or self.client).login(f"{user}:{self._passwords[user]}", rw=rw)
+
+    def cli_login(self, user: str = "admin", client: Client | None = None) -> Any:
+        """Log ``user`` in to CloudHSM CLI (``client.cli``) with its hidden password."""
+        cli = (client or self.client).cli
+        role = "admin" if user == "admin" else "crypto-user"
+        return cli.run(f"login --username {user} --role {role}", password=self._passwords[user])
 
     def pin_environment(self, user: str) -> dict[str, str]:
         """``{"CLOUDHSM_PIN": "<user>:<password>"}`` for a child process's environment.

@@ -634,6 +634,8 @@ class CloudHsmV2Service(JsonService):
                 "aws_hw_cert": identity.aws_hardware_certificate,
                 "mfr_hw_cert": identity.manufacturer_hardware_certificate,
             }
+            # The transition starts once the token exists: provisioning takes real time.
+            now = self._now()
             schedule(hsm, now, (HsmState.ACTIVE.value, Step.HSM_CREATE, "HSM created."))
             restoring = rec.get("source_backup") and not rec["hsms"]
             if restoring:
@@ -696,6 +698,7 @@ class CloudHsmV2Service(JsonService):
             drills.recover_if_healthy(rec, hsm["id"])  # a DEGRADED cluster's bad HSM left
             hsm["state"] = HsmState.DELETE_IN_PROGRESS.value
             hsm["state_message"] = "The HSM is being deleted."
+            now = self._now()  # after the backup and the token's removal took their time
             schedule(hsm, now, (HsmState.DELETED.value, Step.HSM_DELETE, "HSM deleted."))
             if (
                 rec["pki"].get("csr_hsm") == hsm["id"]
