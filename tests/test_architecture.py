@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "labsupport.controlplane": 3,
     "labsupport.client": 4,
     "labsupport.kms": 5,
+    "labsupport.logs": 5,
     "labsupport.costs": 5,
     "labsupport.openssl": 5,
     "labsupport.byok": 6,

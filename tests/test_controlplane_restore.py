@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -13,7 +14,7 @@ from labsupport import aws
 from labsupport.client.errors import LoginFailed
 from labsupport.client.quickstart import connected_cluster
 from labsupport.controlplane import backups
-from labsupport.controlplane.clock import Clock
+from labsupport.workspace.clock import LabClock
 
 __all__ = ["cloudhsm", "ec2", "fast"]
 
@@ -41,7 +42,14 @@ def test_initialize_takes_a_backup(workspace: Any, cloudhsm: Any, ec2: Any) -> N
     backup = _latest_backup(cloudhsm, cid)
     assert backup["BackupState"] == "READY"
     contents = backups.load(workspace, backup["BackupId"])
-    assert contents.users == ["admin", "app_user"] and contents.key_references == []
+    # nobody connected yet: only the HSM's built-in users, which a client creates on connect
+    assert contents.document == {} and contents.objects == [] and contents.sync_key is None
+
+
+def test_backups_read_the_client_document_file() -> None:
+    from labsupport.client.clusterdata import STATE_PREFIX
+
+    assert backups.CLUSTER_DOCUMENT_PREFIX == STATE_PREFIX
 
 
 def test_backup_is_encrypted_at_rest_and_tamper_evident(workspace: Any, fast: None) -> None:
@@ -131,16 +139,20 @@ def test_daily_backups_and_retention_on_the_lab_clock(
     cloudhsm.modify_cluster(ClusterId=cid, BackupRetentionPolicy={"Type": "DAYS", "Value": "7"})
     first = _latest_backup(cloudhsm, cid)["BackupId"]
     cloudhsm.modify_backup_attributes(BackupId=first, NeverExpires=True)
-    Clock(workspace).advance(10 * 24 * 3600 + 60)
+    LabClock(workspace).advance(10 * 24 * 3600 + 60)
     listed = cloudhsm.describe_backups(Filters={"clusterIds": [cid]})["Backups"]
     ready = [b for b in listed if b["BackupState"] == "READY"]
     deleted = [b for b in listed if b["BackupState"] == "DELETED"]
-    assert len(listed) == 2 + 10  # initialize, activate, ten daily backups
+    # initialize, activate, and the daily backups of the last 7 days (days 1-3 are past the
+    # retention period: AWS would already have deleted them, the catch-up skips them)
+    assert len(listed) == 2 + 7
     assert first in {b["BackupId"] for b in ready}  # NeverExpires keeps it
-    assert len(deleted) == 4  # the initialize backup and daily backups 1-3 are past 7 days
+    assert len(deleted) == 1 and deleted[0]["BackupId"] != first  # the initialize backup
+    days = sorted(b["CreateTimestamp"] for b in ready if b["BackupId"] != first)
+    assert [round((b - a).total_seconds() / 86400) for a, b in itertools.pairwise(days)] == [1] * 6
     for b in deleted:
         assert not backups.payload_path(workspace, b["BackupId"]).exists()
-    Clock(workspace).advance(30 * 24 * 3600)
+    LabClock(workspace).advance(30 * 24 * 3600)
     cloudhsm.delete_hsm(ClusterId=cid, HsmId=describe(cloudhsm, cid)["Hsms"][0]["HsmId"])
     listed = cloudhsm.describe_backups(Filters={"clusterIds": [cid]})["Backups"]
     assert listed[0]["BackupState"] in ("READY", "CREATE_IN_PROGRESS")

@@ -13,7 +13,7 @@ from client_fixtures import PASSWORDS, build
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from labsupport.client.quorum import TOKEN_TIMEOUT_SECONDS, new_signing_key, sign_token_file
-from labsupport.controlplane.clock import Clock
+from labsupport.workspace.clock import LabClock
 
 ADMINS = ("admin", "admin2", "admin3")
 
@@ -131,7 +131,7 @@ def test_openssl_signature_counts_and_tokens_expire(workspace: Any, quorum_lab: 
         sig = base64.b64encode((tmp / f"{name}.sig").read_bytes()).decode()
         doc["signatures"].append({"username": name, "signature": sig})
     token.write_text(json.dumps(doc))
-    Clock(workspace).advance(TOKEN_TIMEOUT_SECONDS + 1)
+    LabClock(workspace).advance(TOKEN_TIMEOUT_SECONDS + 1, scope="test")  # the cluster's scope
     out = cli.run(f"user delete --username bob --role crypto-user --approval {token}")
     assert not out.ok and "expired" in out.data
     cli.run(f"quorum token-sign generate --service user --token {token}").raise_for_error()

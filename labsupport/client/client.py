@@ -533,11 +533,18 @@ class Client:
 
     def _audit(self, opcode: str, hsm_ids: list[str], actor: str, refs: list[int]) -> None:
         """Write the HSMs' audit-log events for a key command (CloudWatch Logs)."""
-        from labsupport.logs.audit import Opcode, emit_quietly
+        from labsupport.aws.inprocess import DEFAULT_REGION
+        from labsupport.hsm.audit import Opcode, emit_quietly
 
-        keys = [format_ref(r) for r in refs]
         emit_quietly(
-            self.workspace, self.cluster_id, Opcode(opcode), actor=actor, keys=keys, hsm_ids=hsm_ids
+            self.workspace,
+            self.cluster_id,
+            Opcode(opcode),
+            hsm_ids=hsm_ids,
+            owner=self.store.read().get("owner") or self._view.owner or "workspace",
+            region=self._view.region or DEFAULT_REGION,
+            actor=actor,
+            keys=[format_ref(r) for r in refs],
         )
 
     def _audit_keys(

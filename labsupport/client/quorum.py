@@ -27,6 +27,7 @@ part of what an HSM (and so a backup) holds.
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import hashlib
 import json
@@ -34,14 +35,14 @@ import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
-from labsupport.client.clusterdata import ClusterStore
 from labsupport.client.errors import UserError
+from labsupport.workspace.clock import LabClock
 from labsupport.workspace.home import Workspace
 
 TOKEN_TIMEOUT_SECONDS = 600
@@ -82,10 +83,19 @@ class TokenInfo:
         }
 
 
-def _now(workspace: Workspace) -> float:
-    from labsupport.controlplane.clock import Clock
+class DocumentStore(Protocol):
+    """What quorum needs of a cluster document (a ``client.clusterdata.ClusterStore``)."""
 
-    return Clock(workspace).now()
+    workspace: Workspace
+
+    def read(self) -> dict[str, Any]: ...
+
+    def update(self) -> contextlib.AbstractContextManager[dict[str, Any]]: ...
+
+
+def _now(store: DocumentStore) -> float:
+    """The lab time of the cluster's lesson scope (tokens time out on it)."""
+    return LabClock(store.workspace).now(store.read().get("owner") or None)
 
 
 def _service(value: Any) -> QuorumService:
@@ -154,7 +164,7 @@ def sign_token_file(path: Path | str, username: str, private_key: rsa.RSAPrivate
 class Quorum:
     """Quorum settings, registered keys and outstanding tokens of one cluster."""
 
-    def __init__(self, store: ClusterStore) -> None:
+    def __init__(self, store: DocumentStore) -> None:
         self.store = store
 
     def value(self, service: QuorumService | str) -> int:
@@ -179,7 +189,7 @@ class Quorum:
     def generate(self, username: str, service: QuorumService | str, path: Path | str) -> Path:
         """Write a new token file for ``username`` (one active token per user and service)."""
         svc = _service(service)
-        now = _now(self.store.workspace)
+        now = _now(self.store)
         nonce = secrets.token_bytes(16)
         name = username.encode()[:31].ljust(32, b"\0")
         approval_data = struct.pack(">HHQ", 1, 3, int(now)) + nonce + name + svc.value.encode()
@@ -211,7 +221,7 @@ class Quorum:
 
     def tokens(self) -> list[TokenInfo]:
         """Outstanding (unexpired) tokens."""
-        now = _now(self.store.workspace)
+        now = _now(self.store)
         out = []
         for rec in self.store.read().get("quorum", {}).get("tokens", {}).values():
             left = int(rec["expires"] - now)
@@ -280,7 +290,7 @@ class Quorum:
         """
         svc = _service(service)
         doc = self._load(path)
-        now = _now(self.store.workspace)
+        now = _now(self.store)
         with self.store.update() as data:
             quorum = _section(data)
             rec = quorum["tokens"].get(doc["token"])
@@ -392,16 +402,13 @@ class Quorum:
             _section(data)["values"][svc.value] = value
 
 
-def quorum_for(workspace: Workspace, cluster_id: str) -> Quorum:
-    """The :class:`Quorum` of a cluster."""
-    return Quorum(ClusterStore(workspace, cluster_id))
-
-
 class QuorumCommands:
     """CloudHSM CLI's quorum commands (mixed into the CLI class; see :data:`COMMANDS`)."""
 
     client: Any
     user: Any
+    #: The CLI's result class (``CliResult``), set by the CLI class that mixes this in.
+    result_type: Any
 
     def _quorum(self) -> Quorum:
         return Quorum(self.client.store)
@@ -416,65 +423,53 @@ class QuorumCommands:
 
     def quorum_generate(self, service: str = "", token: str = "") -> Any:
         """``quorum token-sign generate --service user|quorum|registration --token FILE``."""
-        from labsupport.client.cli import CliResult
-
         if not service or not token:
             raise UserError(
                 "--service and --token are required.", "e.g. --service user --token admin.token"
             )
         path = self._quorum().generate(self._me(), service, token)
         self._audit("CN_GET_TOKEN", user=self._me(), role=self.user.role.value)
-        return CliResult(0, {"path": str(path)})
+        return self.result_type(0, {"path": str(path)})
 
     def quorum_list(self) -> Any:
         """``quorum token-sign list``."""
-        from labsupport.client.cli import CliResult
-
-        return CliResult(0, {"tokens": [t.to_cli() for t in self._quorum().tokens()]})
+        return self.result_type(0, {"tokens": [t.to_cli() for t in self._quorum().tokens()]})
 
     def quorum_list_values(self) -> Any:
         """``quorum token-sign list-quorum-values``."""
-        from labsupport.client.cli import CliResult
-
-        return CliResult(0, self._quorum().values())
+        return self.result_type(0, self._quorum().values())
 
     def quorum_set_value(
         self, service: str = "", value: str = "", approval: str | None = None
     ) -> Any:
         """``quorum token-sign set-quorum-value --service user --value M [--approval FILE]``."""
-        from labsupport.client.cli import CliResult
-
         if self.user is None or self.user.role.value != "admin":
             raise UserError("Only admins set quorum values.", "Log in as an admin.")
         if not str(value).isdigit():
             raise UserError("--value must be a number (M).", "e.g. --value 2")
         self._quorum().set_value(self._me(), service, int(value), approval)
         self._audit("CN_SET_M_VALUE", user=self._me(), role="admin")
-        return CliResult(0, "Set quorum value successful")
+        return self.result_type(0, "Set quorum value successful")
 
     def quorum_delete(self, scope: str = "user") -> Any:
         """``quorum token-sign delete --scope user|all`` (all: admins only)."""
-        from labsupport.client.cli import CliResult
-
         if scope not in ("user", "all"):
             raise UserError("--scope is user or all.", "e.g. --scope all")
         if scope == "all" and self.user is not None and self.user.role.value != "admin":
             raise UserError("Only admins delete every user's tokens.", "Use --scope user.")
         count = self._quorum().delete_tokens(None if scope == "all" else self._me())
         self._audit("CN_DELETE_TOKEN", user=self._me(), role=self.user.role.value)
-        return CliResult(0, f"Deleted {count} token(s) successfully")
+        return self.result_type(0, f"Deleted {count} token(s) successfully")
 
     def quorum_register(self, public_key: str = "", signed_token: str = "") -> Any:
         """``user change-quorum token-sign register --public-key PEM --signed-token FILE``."""
-        from labsupport.client.cli import CliResult
-
         if not public_key or not signed_token:
             raise UserError(
                 "--public-key and --signed-token are required.", "See the quorum lesson."
             )
         pem = Path(public_key).read_text()
         self._quorum().register(self._me(), pem, signed_token)
-        return CliResult(0, {"username": self._me(), "role": self.user.role.value})
+        return self.result_type(0, {"username": self._me(), "role": self.user.role.value})
 
 
 #: CLI command line → method of :class:`QuorumCommands`.
@@ -498,7 +493,6 @@ __all__ = [
     "QuorumService",
     "TokenInfo",
     "new_signing_key",
-    "quorum_for",
     "sign_token",
     "sign_token_file",
 ]

@@ -148,10 +148,27 @@ class UserDirectory:
         self.store = store
 
     def _audit(self, opcode: str, **fields: Any) -> None:
-        """Write the HSMs' audit-log event for a user command (CloudWatch Logs)."""
-        from labsupport.logs.audit import Opcode, emit_quietly
+        """Write the HSMs' audit-log event for a user command (sent to every HSM)."""
+        from labsupport.aws.inprocess import DEFAULT_REGION
+        from labsupport.client import resolver
+        from labsupport.hsm.audit import Opcode, emit_quietly
 
-        emit_quietly(self.store.workspace, self.store.cluster_id, Opcode(opcode), **fields)
+        ws, cluster_id = self.store.workspace, self.store.cluster_id
+        try:
+            view = resolver.describe(ws, cluster_id)
+        except resolver.ClusterUnknown:
+            return
+        owner = self.store.read().get("owner") or view.owner or "workspace"
+        hsm_ids = [h.hsm_id for h in view.usable_hsms]
+        emit_quietly(
+            ws,
+            cluster_id,
+            Opcode(opcode),
+            hsm_ids=hsm_ids,
+            owner=owner,
+            region=view.region or DEFAULT_REGION,
+            **fields,
+        )
 
     def list(self) -> list[User]:
         """All users, in creation order."""

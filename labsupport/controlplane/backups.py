@@ -20,9 +20,10 @@ new cluster (:func:`restore_cluster_document`) and, when its first HSM is create
 the sync key and every key object into that HSM's token (:func:`restore_into_token`);
 the client then copies them to the cluster's other HSMs as usual.
 
-Users and key ownership are kept by the client layer (``state/client-cluster-<id>.json``,
-see :mod:`labsupport.client.clusterdata`) because SoftHSM has no place for them; this
-module reads and writes that document as the HSM's user table. The lab differs from AWS
+Users and key ownership are kept in ``state/client-cluster-<id>.json`` (written by the
+client layer, :mod:`labsupport.client.clusterdata`) because SoftHSM has no place for them;
+this module reads and writes that file as the HSM's user table, without importing the
+layer above it. The lab differs from AWS
 in one visible way: a lab backup is taken synchronously when AWS would start one, and
 becomes READY on the lab clock.
 """
@@ -46,6 +47,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from labsupport.errors import LabError
 from labsupport.hsm.tokens import TokenNotFound, token_store
 from labsupport.workspace.home import Workspace
+from labsupport.workspace.statefile import StateFile
 
 PAYLOAD_DIR = "backups"
 PBK_STATE = "cloudhsm-backup-pbk"
@@ -53,6 +55,8 @@ FORMAT = 1
 WRAP = Mechanism.AES_KEY_WRAP_PAD
 #: Must match labsupport.client.links.SYNC_KEY_LABEL (the key HSMs share to copy keys).
 SYNC_KEY_LABEL = "cloudhsm-lab:cluster-sync-key"
+#: Must match labsupport.client.clusterdata.STATE_PREFIX (tests check both).
+CLUSTER_DOCUMENT_PREFIX = "client-cluster-"
 REF_BYTES = 8
 _DROP = pkcs11.DEFAULT
 
@@ -232,15 +236,22 @@ def delete_payload(workspace: Workspace, backup_id: str) -> None:
 # -- capture ------------------------------------------------------------------------------------
 
 
-def _cluster_document(workspace: Workspace, cluster: dict[str, Any]) -> dict[str, Any]:
-    from labsupport.client.clusterdata import ClusterStore, initial_document
+def _document_state(workspace: Workspace, cluster_id: str) -> StateFile:
+    """The cluster's user and key table, as the Client SDK layer keeps it.
 
-    doc = ClusterStore(workspace, cluster["id"]).read()
-    if not doc:  # nobody connected yet: the HSM holds the unactivated admin only
-        doc = initial_document(cluster["id"], cluster.get("owner", "workspace"))
-    doc = json.loads(json.dumps(doc))
+    The file is the interface (``state/client-cluster-<id>.json``, written by
+    :class:`labsupport.client.clusterdata.ClusterStore`): the control plane sits below the
+    client layer and may not import it.
+    """
+    return workspace.state(f"{CLUSTER_DOCUMENT_PREFIX}{cluster_id}")
+
+
+def _cluster_document(workspace: Workspace, cluster: dict[str, Any]) -> dict[str, Any]:
+    # An empty document: nobody connected yet, the HSM holds only its built-in users.
+    doc = json.loads(json.dumps(_document_state(workspace, cluster["id"]).read() or {}))
     doc.pop("hsms", None)
-    doc["keys"] = {r: k for r, k in doc.get("keys", {}).items() if k.get("status", "ok") == "ok"}
+    if "keys" in doc:
+        doc["keys"] = {r: k for r, k in doc["keys"].items() if k.get("status", "ok") == "ok"}
     return doc
 
 
@@ -346,7 +357,8 @@ def seal(workspace: Workspace, backup_id: str, contents: BackupContents) -> dict
             if wrapped_sync is not None:
                 break
     held = {o["ref"] for o in objects}
-    doc["keys"] = {r: k for r, k in doc.get("keys", {}).items() if int(r, 16) in held}
+    if "keys" in doc:
+        doc["keys"] = {r: k for r, k in doc["keys"].items() if int(r, 16) in held}
     payload = {
         "cluster_id": contents.cluster_id,
         "document": doc,
@@ -354,7 +366,7 @@ def seal(workspace: Workspace, backup_id: str, contents: BackupContents) -> dict
         "sync_key": _b64(wrapped_sync) if wrapped_sync else None,
     }
     _write(workspace, backup_id, _encrypt(workspace, backup_id, json.dumps(payload).encode(), ebk))
-    return {"users": len(doc.get("users", {})), "keys": len(doc["keys"])}
+    return {"users": len(doc.get("users", {})), "keys": len(doc.get("keys", {}))}
 
 
 def load(workspace: Workspace, backup_id: str) -> BackupContents:
@@ -397,15 +409,17 @@ def _sync_wrapping_key(workspace: Workspace, backup_id: str) -> bytes:
 def restore_cluster_document(
     workspace: Workspace, backup_id: str, cluster_id: str, owner: str
 ) -> BackupContents:
-    """Write the new cluster's users, key records and quorum settings from the backup."""
-    from labsupport.client.clusterdata import ClusterStore
+    """Write the new cluster's users, key records and quorum settings from the backup.
 
+    A backup of a cluster nobody had connected to holds only the built-in users; the
+    client then creates them on its first connection, as for a new cluster.
+    """
     contents = load(workspace, backup_id)
-    doc = dict(contents.document, cluster_id=cluster_id, owner=owner, hsms={})
-    store = ClusterStore(workspace, cluster_id)
-    with store.update() as data:
-        data.clear()
-        data.update(doc)
+    if contents.document:
+        doc = dict(contents.document, cluster_id=cluster_id, owner=owner, hsms={})
+        with _document_state(workspace, cluster_id).update() as data:
+            data.clear()
+            data.update(doc)
     return contents
 
 

@@ -7,9 +7,11 @@ with ``DeleteBackup`` stays restorable for 7 days (PENDING_DELETION), then is go
 
 The lab does this lazily: :func:`housekeeping` runs when backups are listed
 (``DescribeBackups``) and catches up with the lab clock — move the clock with
-``Clock(ws).advance(days * 86400)`` and the missed daily backups appear, each dated
+``LabClock(ws).advance(days * 86400)`` and the missed daily backups appear, each dated
 when AWS would have taken it (their contents are read when they are listed), and
-backups past the retention period become DELETED.
+backups past the retention period become DELETED. Each cluster and backup is judged by
+the lab clock of the lesson scope that owns it. A catch-up makes only the daily backups
+that are still inside the retention period (older ones AWS would already have deleted).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from labsupport.controlplane import backups
 from labsupport.controlplane.cluster import record_backup, record_owner, settle
 from labsupport.controlplane.states import BackupState, ClusterState
+from labsupport.workspace.clock import ClockReading
 from labsupport.workspace.home import Workspace
 
 DAY = 24 * 3600.0
@@ -65,21 +68,27 @@ def _expired(data: dict[str, Any], backup: dict[str, Any], now: float) -> int | 
     return None
 
 
-def due(data: dict[str, Any], now: float) -> bool:
+def _retention_days(cluster: dict[str, Any]) -> int:
+    return int(cluster.get("retention", {}).get("Value", 90))
+
+
+def due(data: dict[str, Any], clock: ClockReading) -> bool:
     """True if a daily backup or an expiry is due (a cheap check on a settled view)."""
     for cluster in data.get("clusters", {}).values():
         at = _next_daily(data, cluster)
-        if at is not None and at <= now:
+        if at is not None and at <= clock.now(record_owner(cluster)):
             return True
     for backup in data.get("backups", {}).values():
-        if _expired(data, backup, now) is not None:
+        if _expired(data, backup, clock.now(record_owner(backup))) is not None:
             return True
         if backup["state"] == BackupState.DELETED and backup.get("contents"):
             return True
     return False
 
 
-def housekeeping(workspace: Workspace, data: dict[str, Any], now: float) -> dict[str, list[str]]:
+def housekeeping(
+    workspace: Workspace, data: dict[str, Any], clock: ClockReading
+) -> dict[str, list[str]]:
     """Take the missed daily backups and apply retention (caller holds the state lock).
 
     Returns the ids of the backups made (``"daily"``) and expired (``"expired"``).
@@ -87,17 +96,22 @@ def housekeeping(workspace: Workspace, data: dict[str, Any], now: float) -> dict
     made: list[str] = []
     expired: list[str] = []
     for cluster in list(data.get("clusters", {}).values()):
-        for _ in range(MAX_CATCH_UP):
-            at = _next_daily(data, cluster)
-            if at is None or at > now:
-                break
-            backup = record_backup(data, cluster, at, workspace)
+        now = clock.now(record_owner(cluster))
+        at = _next_daily(data, cluster)
+        if at is None or at > now:
+            continue
+        # Days AWS would already have deleted again are skipped: keep the retention window.
+        oldest_kept = now - _retention_days(cluster) * DAY
+        missed = int((now - at) // DAY) + 1
+        skip = max(0, int((oldest_kept - at) // DAY) + 1) if oldest_kept > at else 0
+        for day in range(min(skip, missed), min(missed, skip + MAX_CATCH_UP)):
+            backup = record_backup(data, cluster, at + day * DAY, workspace)
             backup["owner"] = record_owner(cluster)
             made.append(backup["id"])
     if made:
-        settle(data, now)  # backups dated in the past are READY by now
+        settle(data, clock)  # backups dated in the past are READY by now
     for backup in data.get("backups", {}).values():
-        days = _expired(data, backup, now)
+        days = _expired(data, backup, clock.now(record_owner(backup)))
         if days is not None:
             backup["state"] = BackupState.DELETED.value
             backup["state_message"] = (

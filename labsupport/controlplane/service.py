@@ -713,10 +713,9 @@ class CloudHsmV2Service(JsonService):
     def DescribeBackups(self, params: dict[str, Any]) -> dict[str, Any]:
         """List backups (filters: backupIds, sourceBackupIds, clusterIds, states, neverExpires)."""
         filters = _filters(params, BACKUP_FILTERS)
-        now = self._now()
-        if retention.due(self.plane.view(), now):
+        if retention.due(self.plane.view(), self.plane.clock.reading()):
             with self.plane.change() as data:
-                retention.housekeeping(self.workspace, data, now)
+                retention.housekeeping(self.workspace, data, self.plane.clock.reading())
         if params.get("Shared"):
             return _paginate([], params, 50, "Backups")  # nobody shares backups with the lab
         backups = [b for b in self.plane.view()["backups"].values() if b["region"] == self.region]

@@ -247,10 +247,13 @@ def reset_kms(workspace: Workspace, lesson: str | None) -> None:
     The scopes' lab-clock offsets are dropped by the clock's own reset
     (:mod:`labsupport.workspace.clock`).
     """
+    from labsupport.kms import rotation
+
     state = workspace.state(STATE_NAME)
     if lesson is None:
         if state.path.exists():
             state.replace({})
+        rotation.forget_all_but(workspace, set())
         return
     if not state.path.exists():
         return
@@ -263,3 +266,5 @@ def reset_kms(workspace: Workspace, lesson: str | None) -> None:
         for token_id, raw in list(tokens.items()):
             if raw["key_id"] not in keys:
                 del tokens[token_id]
+        kept = set(keys)
+    rotation.forget_all_but(workspace, kept)

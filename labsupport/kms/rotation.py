@@ -11,8 +11,8 @@ the lab answers ``UnsupportedOperationException`` and says so.
 
 The lab keeps each key's rotation history and older materials in
 ``state/kms-rotation.json`` (the simulated service's secrets, like ``state/kms.json``),
-on the KMS clock (:mod:`labsupport.kms.clock`): ``advance_clock(days=366)`` makes a due
-automatic rotation happen on the next call. The ciphertext blob does not name the
+on the lab clock (:mod:`labsupport.workspace.clock`): ``advance_clock(days=366)`` makes a
+due automatic rotation happen on the next call. The ciphertext blob does not name the
 material version; Decrypt tries the newest material first, then the older ones (AES-GCM
 authentication tells them apart).
 """
@@ -23,7 +23,7 @@ import secrets
 from typing import Any
 
 from labsupport.aws.inprocess import AwsServiceError
-from labsupport.kms import ciphertext, clock
+from labsupport.kms import ciphertext
 from labsupport.workspace.home import Workspace
 
 STATE_NAME = "kms-rotation"
@@ -53,13 +53,13 @@ def _rotate(entry: dict[str, Any], when: float, kind: str) -> None:
     entry.setdefault("rotations", []).append({"date": when, "type": kind})
 
 
-def current_material(workspace: Workspace, key_id: str, original: bytes) -> bytes:
-    """The material new encryptions use: the newest rotated one, else ``original``."""
+def current_material(workspace: Workspace, key_id: str, original: bytes, now: float) -> bytes:
+    """The material new encryptions use at lab time ``now``: the newest rotated one, else
+    ``original`` (automatic rotations that are due happen first)."""
     state = workspace.state(STATE_NAME)
     entry = state.read().get(key_id)
     if not entry:
         return original
-    now = clock.now_epoch(workspace)
     if entry.get("enabled") and entry.get("next") is not None and entry["next"] <= now:
         with state.update() as data:
             entry = data.setdefault(key_id, {})
@@ -67,9 +67,9 @@ def current_material(workspace: Workspace, key_id: str, original: bytes) -> byte
     return bytes.fromhex(entry["current"]) if entry.get("current") else original
 
 
-def materials(workspace: Workspace, key_id: str, original: bytes) -> list[bytes]:
+def materials(workspace: Workspace, key_id: str, original: bytes, now: float) -> list[bytes]:
     """Every material of the key, newest first (the original material last)."""
-    current = current_material(workspace, key_id, original)
+    current = current_material(workspace, key_id, original, now)
     entry = workspace.state(STATE_NAME).read().get(key_id) or {}
     older = [bytes.fromhex(m) for m in entry.get("older", [])]
     out = [current, *older]
@@ -84,9 +84,10 @@ def open_any(
     original: bytes,
     parsed: ciphertext.ParsedBlob,
     context: dict[str, str] | None,
+    now: float,
 ) -> bytes:
     """Decrypt with whichever of the key's materials made the blob (newest first)."""
-    for material in materials(workspace, key_id, original):
+    for material in materials(workspace, key_id, original, now):
         try:
             return ciphertext.open_blob(parsed, material, context)
         except ciphertext.CiphertextError:

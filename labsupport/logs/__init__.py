@@ -7,13 +7,13 @@
 
 Every HSM of a cluster writes its audit log to the log group ``/aws/cloudhsm/<cluster id>``,
 one log stream per HSM id, one event per management command (see
-:mod:`labsupport.logs.audit` for the event format and what is modelled). Crypto
+:mod:`labsupport.hsm.audit` for the event format and what is modelled). Crypto
 operations (encrypt, sign…) are not logged, as on AWS. Log groups outlive their cluster,
 as on AWS, until the lesson that made them is reset.
 """
 
 from labsupport.aws.inprocess import register_service
-from labsupport.logs.audit import AuditEvent, Opcode, emit, log_group_name, read_events
+from labsupport.hsm.audit import AuditEvent, Opcode, emit, log_group_name, read_events
 from labsupport.logs.service import LogsService, reset_logs
 from labsupport.workspace.home import register_reset_hook
 

@@ -18,7 +18,7 @@ import zlib
 from typing import Any
 
 from labsupport.aws.inprocess import AwsServiceError, JsonService
-from labsupport.logs import audit
+from labsupport.hsm import audit
 from labsupport.workspace.home import Workspace
 
 ACCOUNT_ID = "111122223333"

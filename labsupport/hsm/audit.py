@@ -1,5 +1,8 @@
 """CloudHSM audit log events: what each HSM writes, in the format AWS documents.
 
+The HSM layer writes them (the Client SDK simulation calls :func:`emit` for every command
+an HSM runs); the simulated CloudWatch Logs (:mod:`labsupport.logs`) serves them.
+
 Each HSM of a cluster keeps an audit log of the management commands it receives and
 AWS ships it to CloudWatch Logs: log group ``/aws/cloudhsm/<cluster id>``, one log
 stream per HSM id. An event looks like this (AWS "audit log reference" and "audit log
@@ -46,6 +49,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from labsupport.workspace.clock import LabClock
 from labsupport.workspace.home import Workspace, belongs_to
 
 LOG_DIR = "logs"
@@ -154,10 +158,8 @@ def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
         return default
 
 
-def _lab_now(workspace: Workspace) -> float:
-    from labsupport.controlplane.clock import Clock
-
-    return Clock(workspace).now()
+def _lab_now(workspace: Workspace, scope: str) -> float:
+    return LabClock(workspace).now(scope)
 
 
 def _format(
@@ -193,50 +195,31 @@ def _format(
     return "\n".join(lines)
 
 
-def _cluster_hsms(workspace: Workspace, cluster_id: str) -> list[str]:
-    from labsupport.client import resolver
-
-    try:
-        view = resolver.describe(workspace, cluster_id)
-    except resolver.ClusterUnknown:
-        return []
-    return [h.hsm_id for h in view.usable_hsms]
-
-
-def _owner(workspace: Workspace, cluster_id: str) -> tuple[str, str]:
-    from labsupport.client.clusterdata import ClusterStore
-
-    try:
-        from labsupport.controlplane.cluster import describe_cluster
-
-        cluster = describe_cluster(workspace, cluster_id)
-        return cluster.owner, cluster.region
-    except Exception:  # a local test cluster: no control plane record
-        owner = ClusterStore(workspace, cluster_id).read().get("owner") or "workspace"
-        return owner, "us-east-1"
-
-
 def emit(
     workspace: Workspace,
     cluster_id: str,
     opcode: Opcode,
     *,
+    hsm_ids: Iterable[str],
+    owner: str,
+    region: str,
     actor: str | None = None,
     user: str | None = None,
     role: str | None = None,
     keys: Iterable[str] = (),
     response: str = "SUCCESS",
-    hsm_ids: Iterable[str] | None = None,
     login: bool = False,
 ) -> int:
-    """Write one audit event to the stream of each HSM (default: every usable HSM).
+    """Write one audit event to the stream of each HSM in ``hsm_ids``.
 
-    ``actor`` is who ran the command (its session handle is that user's last login);
+    ``owner`` is the lesson scope of the cluster (its lab clock dates the event; a reset
+    of that scope removes the log group) and ``region`` the cluster's region. ``actor``
+    is who ran the command (its session handle is that user's last login);
     ``login=True`` starts a new session handle for ``user``. ``user``/``role`` are the
-    user the event is about; ``keys`` the key references. ``response`` is ``SUCCESS`` or
-    an HSM error name. Returns the number of events written.
+    user the event is about; ``keys`` the key references. ``response`` is ``SUCCESS``
+    or an HSM error name. Returns the number of events written.
     """
-    hsms = list(hsm_ids) if hsm_ids is not None else _cluster_hsms(workspace, cluster_id)
+    hsms = list(hsm_ids)
     if not hsms:
         return 0
     folder = group_dir(workspace, cluster_id)
@@ -244,9 +227,8 @@ def emit(
     with _locked(folder):
         group_path = folder / "group.json"
         group = _read_json(group_path, {})
-        now = _lab_now(workspace)
+        now = _lab_now(workspace, owner)
         if not group:
-            owner, region = _owner(workspace, cluster_id)
             group = {"created": int(now * 1000), "owner": owner, "region": region, "sessions": {}}
         sessions = group.setdefault("sessions", {})
         if login and user is not None:
