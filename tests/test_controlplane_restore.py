@@ -189,3 +189,38 @@ def test_replacement_drill_fails_over_and_recovers(workspace: Any, fast: None) -
     assert ready.client.key_coverage(key.handle)[new["HsmId"]] is True  # synced
     session.close()
     ready.client.close()
+
+
+def test_restore_a_copy_in_another_region(workspace: Any, fast: None) -> None:
+    """CopyBackupToRegion re-encrypts the payload; the copy restores the same keys there."""
+    from labsupport import client as chsm
+
+    ready = connected_cluster(workspace, owner="t", users=("alice",))
+    ciphertext, _ = _make_keys(ready)
+    cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
+    az = sorted(describe(cloudhsm, ready.cluster_id)["SubnetMapping"])[0]
+    cloudhsm.create_hsm(ClusterId=ready.cluster_id, AvailabilityZone=az)  # a backup with keys
+    source = _latest_backup(cloudhsm, ready.cluster_id)["BackupId"]
+    cloudhsm.copy_backup_to_region(DestinationRegion="eu-west-1", BackupId=source)
+    eu = aws.client("cloudhsmv2", region_name="eu-west-1", workspace=workspace)
+    eu_ec2 = aws.client("ec2", region_name="eu-west-1", workspace=workspace)
+    copy = eu.describe_backups()["Backups"][0]
+    assert copy["SourceBackup"] == source
+    raw = backups.payload_path(workspace, copy["BackupId"]).read_text()
+    assert raw != backups.payload_path(workspace, source).read_text()  # its own EBK
+    subnets = sorted(eu_ec2.describe_subnets()["Subnets"], key=lambda s: s["AvailabilityZone"])[:2]
+    cid = eu.create_cluster(
+        HsmType="hsm2m.medium",
+        SubnetIds=[s["SubnetId"] for s in subnets],
+        SourceBackupId=copy["BackupId"],
+    )["Cluster"]["ClusterId"]
+    for subnet in subnets:
+        eu.create_hsm(ClusterId=cid, AvailabilityZone=subnet["AvailabilityZone"])
+    assert describe(eu, cid)["State"] == "ACTIVE"
+    ready.client.close()
+    chsm.configure(cluster_id=cid, region="eu-west-1", workspace=workspace)
+    client = chsm.connect(workspace)
+    alice = ready.login("alice", client=client)
+    key = alice.get_key(label="dr-aes")
+    assert key.decrypt(ciphertext[16:], mechanism_param=ciphertext[:16]) == b"sixteen byte msg" * 2
+    client.close()
