@@ -25,6 +25,7 @@ from labsupport.controlplane.service import CloudHsmV2Service
 from labsupport.hsm.tokens import reset_tokens
 from labsupport.kms.model import reset_kms
 from labsupport.kms.service import KmsService
+from labsupport.logs.service import LogsService, reset_logs
 from labsupport.workspace.clock import LabClock
 from labsupport.workspace.home import Workspace
 
@@ -38,6 +39,7 @@ SERVICES: dict[str, ServiceFactory] = {
     "cloudhsmv2": CloudHsmV2Service,
     "ec2": Ec2Service,
     "kms": KmsService,
+    "logs": LogsService,
 }
 
 
@@ -45,7 +47,7 @@ def _reset_clock(workspace: Workspace, lesson: str | None) -> None:
     LabClock(workspace).reset(lesson)
 
 
-#: Each layer's reset, lowest layer first (tokens, clock, control plane, client, KMS).
+#: Each layer's reset, lowest layer first (tokens, clock, control plane, client, KMS, logs).
 RESET_STEPS: tuple[ResetStep, ...] = (
     reset_tokens,
     _reset_clock,
@@ -54,6 +56,7 @@ RESET_STEPS: tuple[ResetStep, ...] = (
     reset_config,
     reset_local_clusters,
     reset_kms,
+    reset_logs,
 )
 
 

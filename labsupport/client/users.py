@@ -151,12 +151,13 @@ class UserDirectory:
         """Write the HSMs' audit-log event for a user command (sent to every HSM)."""
         from labsupport.aws.inprocess import DEFAULT_REGION
         from labsupport.client import resolver
+        from labsupport.controlplane.cluster import ClusterNotFound
         from labsupport.hsm.audit import Opcode, emit_quietly
 
         ws, cluster_id = self.store.workspace, self.store.cluster_id
         try:
             view = resolver.describe(ws, cluster_id)
-        except resolver.ClusterUnknown:
+        except ClusterNotFound:
             return
         owner = self.store.read().get("owner") or view.owner or "workspace"
         hsm_ids = [h.hsm_id for h in view.usable_hsms]

@@ -12,12 +12,15 @@ operations (encrypt, sign…) are not logged, as on AWS. Log groups outlive thei
 as on AWS, until the lesson that made them is reset.
 """
 
-from labsupport.aws.inprocess import register_service
 from labsupport.hsm.audit import AuditEvent, Opcode, emit, log_group_name, read_events
 from labsupport.logs.service import LogsService, reset_logs
-from labsupport.workspace.home import register_reset_hook
 
-__all__ = ["AuditEvent", "LogsService", "Opcode", "emit", "log_group_name", "read_events"]
-
-register_service("logs", LogsService)
-register_reset_hook(reset_logs)
+__all__ = [
+    "AuditEvent",
+    "LogsService",
+    "Opcode",
+    "emit",
+    "log_group_name",
+    "read_events",
+    "reset_logs",
+]
