@@ -402,93 +402,10 @@ class Quorum:
             _section(data)["values"][svc.value] = value
 
 
-class QuorumCommands:
-    """CloudHSM CLI's quorum commands (mixed into the CLI class; see :data:`COMMANDS`)."""
-
-    client: Any
-    user: Any
-    #: The CLI's result class (``CliResult``), set by the CLI class that mixes this in.
-    result_type: Any
-
-    def _quorum(self) -> Quorum:
-        return Quorum(self.client.store)
-
-    def _me(self) -> str:
-        if self.user is None:
-            raise UserError("Quorum commands need a logged-in user.", "Log in first.")
-        return self.user.username
-
-    def _audit(self, opcode: str, **fields: Any) -> None:
-        self.client.users._audit(opcode, actor=self._me(), **fields)
-
-    def quorum_generate(self, service: str = "", token: str = "") -> Any:
-        """``quorum token-sign generate --service user|quorum|registration --token FILE``."""
-        if not service or not token:
-            raise UserError(
-                "--service and --token are required.", "e.g. --service user --token admin.token"
-            )
-        path = self._quorum().generate(self._me(), service, token)
-        self._audit("CN_GET_TOKEN", user=self._me(), role=self.user.role.value)
-        return self.result_type(0, {"path": str(path)})
-
-    def quorum_list(self) -> Any:
-        """``quorum token-sign list``."""
-        return self.result_type(0, {"tokens": [t.to_cli() for t in self._quorum().tokens()]})
-
-    def quorum_list_values(self) -> Any:
-        """``quorum token-sign list-quorum-values``."""
-        return self.result_type(0, self._quorum().values())
-
-    def quorum_set_value(
-        self, service: str = "", value: str = "", approval: str | None = None
-    ) -> Any:
-        """``quorum token-sign set-quorum-value --service user --value M [--approval FILE]``."""
-        if self.user is None or self.user.role.value != "admin":
-            raise UserError("Only admins set quorum values.", "Log in as an admin.")
-        if not str(value).isdigit():
-            raise UserError("--value must be a number (M).", "e.g. --value 2")
-        self._quorum().set_value(self._me(), service, int(value), approval)
-        self._audit("CN_SET_M_VALUE", user=self._me(), role="admin")
-        return self.result_type(0, "Set quorum value successful")
-
-    def quorum_delete(self, scope: str = "user") -> Any:
-        """``quorum token-sign delete --scope user|all`` (all: admins only)."""
-        if scope not in ("user", "all"):
-            raise UserError("--scope is user or all.", "e.g. --scope all")
-        if scope == "all" and self.user is not None and self.user.role.value != "admin":
-            raise UserError("Only admins delete every user's tokens.", "Use --scope user.")
-        count = self._quorum().delete_tokens(None if scope == "all" else self._me())
-        self._audit("CN_DELETE_TOKEN", user=self._me(), role=self.user.role.value)
-        return self.result_type(0, f"Deleted {count} token(s) successfully")
-
-    def quorum_register(self, public_key: str = "", signed_token: str = "") -> Any:
-        """``user change-quorum token-sign register --public-key PEM --signed-token FILE``."""
-        if not public_key or not signed_token:
-            raise UserError(
-                "--public-key and --signed-token are required.", "See the quorum lesson."
-            )
-        pem = Path(public_key).read_text()
-        self._quorum().register(self._me(), pem, signed_token)
-        return self.result_type(0, {"username": self._me(), "role": self.user.role.value})
-
-
-#: CLI command line → method of :class:`QuorumCommands`.
-COMMANDS = {
-    "quorum token-sign generate": "quorum_generate",
-    "quorum token-sign list": "quorum_list",
-    "quorum token-sign list-quorum-values": "quorum_list_values",
-    "quorum token-sign set-quorum-value": "quorum_set_value",
-    "quorum token-sign delete": "quorum_delete",
-    "user change-quorum token-sign register": "quorum_register",
-}
-
-
 __all__ = [
-    "COMMANDS",
     "MAX_QUORUM",
     "TOKEN_TIMEOUT_SECONDS",
     "Quorum",
-    "QuorumCommands",
     "QuorumError",
     "QuorumService",
     "TokenInfo",

@@ -147,7 +147,7 @@ class UserDirectory:
     def __init__(self, store: ClusterStore) -> None:
         self.store = store
 
-    def _audit(self, opcode: str, **fields: Any) -> None:
+    def audit(self, opcode: str, **fields: Any) -> None:
         """Write the HSMs' audit-log event for a user command (sent to every HSM)."""
         from labsupport.aws.inprocess import DEFAULT_REGION
         from labsupport.client import resolver
@@ -272,9 +272,9 @@ class UserDirectory:
                     fix = "Check the password; the PIN format is <username>:<password>."
                 error = LoginFailed(problem, fix)
         if user is not None:
-            self._audit("CN_LOGIN", user=name, role=user.role.value, login=True)
+            self.audit("CN_LOGIN", user=name, role=user.role.value, login=True)
             return user
-        self._audit("CN_LOGIN", user=name, role=rec["role"], response="RET_USER_LOGIN_FAILURE")
+        self.audit("CN_LOGIN", user=name, role=rec["role"], response="RET_USER_LOGIN_FAILURE")
         # raised after the block so the failure count is written
         raise error
 
@@ -297,7 +297,7 @@ class UserDirectory:
 
         Quorum(self.store).require(actor.username, "user", approval)
         if approval is not None:
-            self._audit("CN_APPROVE_TOKEN", actor=actor.username, user=actor.username, role="admin")
+            self.audit("CN_APPROVE_TOKEN", actor=actor.username, user=actor.username, role="admin")
 
     def create(
         self,
@@ -337,7 +337,7 @@ class UserDirectory:
                 **hash_password(password),
             }
         opcode = "CN_CREATE_CO" if role is Role.ADMIN else "CN_CREATE_USER"
-        self._audit(opcode, actor=actor.username, user=name, role=role.value)  # type: ignore[union-attr]
+        self.audit(opcode, actor=actor.username, user=name, role=role.value)  # type: ignore[union-attr]
         return User(name, role)
 
     def delete(
@@ -380,7 +380,7 @@ class UserDirectory:
             for key in data.get("keys", {}).values():
                 if name in key.get("shared", []):
                     key["shared"] = [u for u in key["shared"] if u != name]
-        self._audit("CN_DELETE_USER", actor=actor.username, user=name, role=rec["role"])  # type: ignore[union-attr]
+        self.audit("CN_DELETE_USER", actor=actor.username, user=name, role=rec["role"])  # type: ignore[union-attr]
         return _user(name, rec)
 
     def change_password(
@@ -416,5 +416,5 @@ class UserDirectory:
             rec.update(hash_password(new_password))
             rec["failed"] = 0
             rec["locked"] = False
-        self._audit("CN_CHANGE_PSWD", actor=actor.username, user=name, role=rec["role"])
+        self.audit("CN_CHANGE_PSWD", actor=actor.username, user=name, role=rec["role"])
         return _user(name, rec)

@@ -142,6 +142,10 @@ class CloudHsmCli:
         if self._session is not None:
             self._session.close()
             self._session = None
+        if self.user is not None:  # quorum tokens end with the login (AWS)
+            from labsupport.client.quorum import Quorum
+
+            Quorum(self.client.store).delete_tokens(self.user.username)
         self.user = None
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 #: Modules under this package that hold commands, in ``help`` order.
-FAMILIES = ("cluster", "login", "user", "key", "wrap", "crypto")
+FAMILIES = ("cluster", "login", "user", "quorum", "key", "wrap", "crypto")
 
 
 def load() -> None:

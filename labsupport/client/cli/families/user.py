@@ -31,15 +31,6 @@ PASSWORD = Flag(
 APPROVAL = Flag("--approval", "Filepath of signed quorum token file to approve operation")
 
 
-def _no_quorum(args: Args) -> None:
-    if args.approval is not None:
-        raise LabError(
-            "Quorum authentication is not enabled for this cluster, so there is nothing to "
-            "approve.",
-            "Run the command without --approval (quorum comes with lesson 06).",
-        )
-
-
 def _shown(user: Any) -> dict[str, str]:
     return {"username": user.username, "role": user.role.value}
 
@@ -53,18 +44,17 @@ def user_list(cli: Any, args: Args) -> dict[str, Any]:
 @command("user create", "Create a new user", Need.ADMIN, USERNAME, ROLE, PASSWORD, APPROVAL)
 def user_create(cli: Any, args: Args) -> dict[str, str]:
     """Create a user (admins); prompts ``Enter password:`` / ``Confirm password:``."""
-    _no_quorum(args)
     normalize_username(args.username)  # refuse a bad name before asking for a password
     password = cli.password(args, confirm=True)
-    return _shown(cli.client.users.create(cli.user, args.username, args.role, password))
+    user = cli.client.users.create(cli.user, args.username, args.role, password, args.approval)
+    return _shown(user)
 
 
 @command("user delete", "Delete a user", Need.ADMIN, USERNAME, ROLE, APPROVAL)
 def user_delete(cli: Any, args: Args) -> dict[str, str]:
     """Delete a user (admins); not a logged-in user, not a user who owns keys."""
-    _no_quorum(args)
     logged_in = set(cli.client.logged_in_users())
-    user = cli.client.users.delete(cli.user, args.username, args.role, logged_in)
+    user = cli.client.users.delete(cli.user, args.username, args.role, logged_in, args.approval)
     return _shown(user)
 
 
@@ -82,7 +72,6 @@ def user_delete(cli: Any, args: Args) -> dict[str, str]:
 )
 def change_password(cli: Any, args: Args) -> dict[str, str]:
     """Admins for anyone, users for themselves; refused while the target is logged in."""
-    _no_quorum(args)
     name = normalize_username(args.username)
     me = cli.user
     if me.role is not Role.ADMIN and me.username != name:
@@ -97,7 +86,7 @@ def change_password(cli: Any, args: Args) -> dict[str, str]:
             f"Have {name} log out (close their sessions) first.",
         )
     password = cli.password(args, confirm=True)
-    return _shown(cli.client.users.change_password(me, name, args.role, password))
+    return _shown(cli.client.users.change_password(me, name, args.role, password, args.approval))
 
 
 @command(
@@ -118,7 +107,11 @@ def change_password(cli: Any, args: Args) -> dict[str, str]:
 )
 def change_mfa(cli: Any, args: Args) -> dict[str, str]:
     """``--deregister`` (no-op: lab users have no MFA key); ``--token`` is refused."""
-    _no_quorum(args)
+    if args.approval is not None:
+        raise LabError(
+            "Quorum approval of change-mfa is not simulated (MFA is not part of the lab).",
+            "Run the command without --approval.",
+        )
     name = normalize_username(args.username)
     if cli.user.role is not Role.ADMIN and cli.user.username != name:
         raise NotAuthorized(
