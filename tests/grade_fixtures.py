@@ -1,0 +1,134 @@
+"""Submissions for the grading tests: honest, blank and cheating learners of lesson 00."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSON = "00_setup_check.ipynb"
+SOLUTION = ROOT / "solutions" / LESSON
+EXERCISE = ROOT / "exercises" / LESSON
+JUNK = {"answer_q1": '"a"', "cbc_length": "7"}  # wrong answers to 00.real_hsm, 00.cbc_length
+
+
+def _graded(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in nb.cells if "graded" in c.metadata.get("tags", [])]
+
+
+def solution() -> nbformat.NotebookNode:
+    """The solution notebook (all answers right)."""
+    return nbformat.read(SOLUTION, as_version=4)
+
+
+def junk_answers(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The solution with both graded answers replaced by wrong values."""
+    for cell in _graded(nb):
+        lines = []
+        for line in cell.source.splitlines():
+            name = line.split("=")[0].strip()
+            lines.append(f"{name} = {JUNK[name]}" if name in JUNK and "=" in line else line)
+        cell.source = "\n".join(lines)
+    return nb
+
+
+def with_first_code(nb: nbformat.NotebookNode, code: str) -> nbformat.NotebookNode:
+    """Insert ``code`` as a new cell right after the setup cell."""
+    setup = next(i for i, c in enumerate(nb.cells) if "start_lesson" in c.source)
+    nb.cells.insert(setup + 1, nbformat.v4.new_code_cell(code))
+    return nb
+
+
+def write(nb: nbformat.NotebookNode, folder: Path, name: str = LESSON) -> Path:
+    """Save ``nb`` as ``folder/name`` (folder created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in nb.cells:
+        c.pop("id", None)
+    nb.nbformat_minor = 4
+    nbformat.write(nb, folder / name)
+    return folder / name
+
+
+def printer() -> nbformat.NotebookNode:
+    """The blank exercise whose graded cells print the success line themselves."""
+    nb = nbformat.read(EXERCISE, as_version=4)
+    for cell, qid in zip(_graded(nb), ["00.real_hsm", "00.cbc_length"], strict=True):
+        cell.source = f'print("✅ {qid}: correct")'
+    return nb
+
+
+def ids_in_comment() -> nbformat.NotebookNode:
+    """One 'passing' cell naming every question id in a comment; the rest left blank."""
+    nb = nbformat.read(EXERCISE, as_version=4)
+    g = _graded(nb)
+    g[0].source = '# check("00.real_hsm", x) check("00.cbc_length", y)\nprint("✅ correct")'
+    nb.cells.remove(g[1])
+    return nb
+
+
+def redefines_check() -> nbformat.NotebookNode:
+    """Junk answers, and check() replaced by one that always prints success."""
+    nb = junk_answers(solution())
+    return with_first_code(nb, 'def check(qid, answer):\n    print(f"✅ {qid}: correct")')
+
+
+def patches_compare_digest() -> nbformat.NotebookNode:
+    """Junk answers, and secrets.compare_digest patched to always say equal."""
+    nb = junk_answers(solution())
+    return with_first_code(
+        nb, "import hmac, secrets\nsecrets.compare_digest = hmac.compare_digest = lambda a, b: True"
+    )
+
+
+def kills_parent() -> nbformat.NotebookNode:
+    """Right answers, but the notebook SIGKILLs the process that runs its kernel."""
+    return with_first_code(solution(), "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)")
+
+
+def edits_installed_grader(grading_py: Path) -> nbformat.NotebookNode:
+    """Junk answers, and the instructor's grading.py rewritten to accept anything."""
+    code = (
+        f"from pathlib import Path\np = Path({str(grading_py)!r})\n"
+        "p.write_text(p.read_text() + '\\n\\ndef evaluate(qid, answer):\\n"
+        '    return Evaluation(qid, Verdict.RIGHT, "ok")\\n\')'
+    )
+    return with_first_code(junk_answers(solution()), code)
+
+
+def spawns_sleepers(tag: str) -> nbformat.NotebookNode:
+    """Right answers, leaving behind a child, a setsid'd grandchild and a double fork."""
+    code = (
+        "import subprocess, os\n"
+        f"subprocess.Popen(['sleep', '{tag}1'])\n"
+        f"subprocess.Popen(['setsid', 'sleep', '{tag}2'], env={{}})\n"
+        f"subprocess.Popen(['sh', '-c', '(sleep {tag}3 &) &'], env={{'PATH': os.environ['PATH']}})"
+    )
+    return with_first_code(solution(), code)
+
+
+def loops_forever() -> nbformat.NotebookNode:
+    """Right first answer, then an endless loop in the second graded cell."""
+    nb = solution()
+    g = _graded(nb)
+    g[1].source = "while True:\n    pass\n" + g[1].source
+    return nb
+
+
+def reports_environment(out: Path) -> nbformat.NotebookNode:
+    """Right answers; writes what the kernel sees (env, HOME, package path) to ``out``."""
+    code = (
+        "import json, os, labsupport\n"
+        f"open({str(out)!r}, 'w').write(json.dumps({{'env': dict(os.environ), "
+        "'package': labsupport.__file__, 'home': os.path.expanduser('~')}))\n"
+        "open(os.path.expanduser('~/.bashrc'), 'a').write('echo pwned\\n')"
+    )
+    return with_first_code(solution(), code)
+
+
+def copy_course(dest: Path) -> Path:
+    """A throw-away copy of the course (package, solutions, notebooks) to grade against."""
+    for sub in ("labsupport", "solutions", "notebooks", "exercises"):
+        shutil.copytree(ROOT / sub, dest / sub, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
