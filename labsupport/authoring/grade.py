@@ -36,6 +36,7 @@ from labsupport.authoring.sandbox import (
     PackageSnapshot,
     RunOutput,
     become_subreaper,
+    check_run_as,
     descendants,
     kill_descendants,
     remove_scratch,
@@ -244,6 +245,7 @@ class Course:
     lessons: dict[str, nbformat.NotebookNode]
     questions: dict[str, list[str]]
     points: dict[str, float]
+    problems: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, folder: Path | None = None) -> Course:
@@ -252,6 +254,7 @@ class Course:
         if not folder.is_dir():
             raise FileNotFoundError(f"no solutions folder at {folder}")
         sols, exs, lessons, qids, points = {}, {}, {}, {}, {}
+        unknown: list[str] = []
         for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
             sol = nbformat.read(path, as_version=4)
             sols[path.name] = sol
@@ -265,10 +268,16 @@ class Course:
             for cell in sol.cells:
                 if cell.cell_type == "code" and "graded" in cell.metadata.get("tags", []):
                     ids += [q.qid for q in graded_questions(cell.source) if q.qid not in ids]
-            qids[path.name] = ids
+            known = []
             for qid in ids:
-                points[qid] = grading.question(qid).points  # loads (and caches) every hash now
-        return cls(sols, exs, lessons, qids, points)
+                try:
+                    points[qid] = grading.question(qid).points  # loads (caches) every hash now
+                except (KeyError, ValueError):
+                    unknown.append(f"{path.name}: {qid} has no stored answer and is not graded")
+                    continue
+                known.append(qid)
+            qids[path.name] = known
+        return cls(sols, exs, lessons, qids, points, unknown)
 
 
 @dataclass
@@ -312,6 +321,8 @@ def _finish(course: Course, job: _Job, out: RunOutput) -> NotebookResult:
     )
     for cell, qs in sorted(asm.graded.items()):
         for q in qs:
+            if q.qid not in course.points:
+                continue  # no stored answer: reported once, when the course was loaded
             res.questions.append(
                 judge(
                     sub.learner, sub.exercise, q, by_cell.get(cell), problem, q.qid in asm.missing
@@ -330,6 +341,8 @@ def grade(
 ) -> ClassReport:
     """Grade every exercise notebook under ``paths`` (files, folders, zip/tar archives)."""
     started = time.monotonic()
+    if run_as and (why := check_run_as(run_as)):
+        raise PermissionError(why)
     course = Course.load(solutions)
     snapshot = PackageSnapshot.take()
     become_subreaper()
@@ -337,7 +350,7 @@ def grade(
     with tempfile.TemporaryDirectory(prefix="cloudhsm-lab-grade-") as tmp:
         scratch = Path(tmp)
         found = discover(paths, course.solutions, scratch / "unpacked")
-        warnings = list(found.warnings)
+        warnings = [*course.problems, *found.warnings]
         jobs_list: list[_Job] = []
         for sub in found.submissions:
             job, warning = _prepare(course, sub)

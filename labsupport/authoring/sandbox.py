@@ -219,6 +219,33 @@ class PackageSnapshot:
                 path.unlink(missing_ok=True)
 
 
+def check_run_as(run_as: str) -> str:
+    """ "" if user ``run_as`` can start this Python and import labsupport, else why not."""
+    try:
+        pw = pwd.getpwnam(run_as)
+    except KeyError:
+        return f"there is no user {run_as!r} on this machine"
+    probe = "import labsupport.authoring.worker"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", probe],
+            user=pw.pw_uid,
+            group=pw.pw_gid,
+            extra_groups=[],
+            cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except OSError as exc:
+        return f"user {run_as} cannot start {sys.executable} ({exc.strerror})"
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return f"user {run_as} cannot import labsupport with {sys.executable} ({last})"
+    return ""
+
+
 def clean_env(scratch: Path, run_id: str) -> dict[str, str]:
     """The whole environment a graded notebook sees."""
     env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
@@ -272,17 +299,21 @@ def run_isolated(
         user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
     log = (jobdir / "worker.log").open("wb")
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labsupport.authoring.worker", str(jobdir)],
-        stdin=subprocess.PIPE,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=jobdir / "work",
-        env=clean_env(jobdir, run_id),
-        start_new_session=True,
-        close_fds=True,
-        **user,
-    )
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "labsupport.authoring.worker", str(jobdir)],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=jobdir / "work",
+            env=clean_env(jobdir, run_id),
+            start_new_session=True,
+            close_fds=True,
+            **user,
+        )
+    except OSError as exc:
+        log.close()
+        return RunOutput([], "failed", f"the grading process did not start ({exc})", 0.0)
     timed_out = False
     try:
         assert proc.stdin is not None

@@ -87,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
         )
     except FileNotFoundError as exc:
         raise LabError(str(exc), "Pass --solutions DIR (the course's solutions/ folder).") from None
+    except PermissionError as exc:
+        raise LabError(
+            f"--run-as: {exc}.",
+            "Install Python and the course where that user can read them (not under /root), "
+            "or grade in a container (docs/instructors.md).",
+        ) from None
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(to_table(report))
