@@ -112,6 +112,7 @@ class NotebookResult:
     problem: str = ""  # "" or why it could not (fully) run
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    peak_mib: float = 0.0  # the kernel's peak resident memory
 
     @property
     def score(self) -> float:
@@ -318,6 +319,7 @@ def _finish(course: Course, job: _Job, out: RunOutput) -> NotebookResult:
         problem=problem,
         notes=list(asm.notes),
         seconds=out.seconds,
+        peak_mib=out.peak_mib,
     )
     for cell, qs in sorted(asm.graded.items()):
         for q in qs:
@@ -402,11 +404,13 @@ def grade(
                     with lock:
                         tampered = snapshot.changed()
                         if tampered:
-                            snapshot.restore(tampered)
+                            keep = Path(tempfile.mkdtemp(prefix="cloudhsm-lab-changed-"))
+                            snapshot.restore(tampered, keep)
                             warnings.append(
-                                f"{job.submission.learner}'s {job.submission.exercise} (or a "
-                                f"notebook running beside it) changed the course package "
-                                f"({', '.join(tampered[:3])}); restored — grades are unaffected"
+                                f"the course package changed while {job.submission.learner}'s "
+                                f"{job.submission.exercise} ran ({', '.join(tampered[:3])}); "
+                                f"restored — grades are unaffected; the changed files are in "
+                                f"{keep}"
                             )
                     remove_scratch(jobdir)
                 res = _finish(course, job, out)

@@ -206,10 +206,15 @@ class PackageSnapshot:
                 out.append(rel)
         return sorted(out)
 
-    def restore(self, rels: list[str]) -> None:
-        """Put the listed files back as they were (removing files a notebook added)."""
+    def restore(self, rels: list[str], keep: Path) -> None:
+        """Put the listed files back as they were (removing files a notebook added); the
+        changed versions are moved to ``keep`` first, in case it was you editing the course."""
         for rel in rels:
             path = self.root / rel
+            if path.is_file():
+                aside = keep / rel
+                aside.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, aside)
             if rel in self.files:
                 data, mtime = self.files[rel]
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -274,6 +279,7 @@ class RunOutput:
     ended: str  # "ok", "timeout", "dead", "killed", "failed", "tampered"
     detail: str
     seconds: float
+    peak_mib: float = 0.0  # the kernel's peak resident memory (0 if unknown)
 
 
 def run_isolated(
@@ -349,9 +355,11 @@ def run_isolated(
         return RunOutput(records, "timeout", f"timed out after {timeout} s", seconds)
     if done is not None:
         status = str(done.get("status"))
+        peak = int(done.get("peak_kib", 0) or 0) / 1024
         if status == "timeout":
-            return RunOutput(records, "timeout", f"a cell ran longer than {timeout} s", seconds)
-        return RunOutput(records, status, str(done.get("detail", "")), seconds)
+            detail = f"timed out: a cell ran longer than {timeout} s"
+            return RunOutput(records, "timeout", detail, seconds, peak)
+        return RunOutput(records, status, str(done.get("detail", "")), seconds, peak)
     if proc.returncode is not None and proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
         return RunOutput(

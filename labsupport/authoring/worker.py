@@ -53,6 +53,19 @@ def verify(secret: bytes, line: str) -> dict[str, Any] | None:
         return None
 
 
+def _peak_kib(km: Any) -> int:
+    """The kernel process's peak resident memory so far (VmHWM, KiB; 0 if unknown)."""
+    pid = getattr(getattr(km, "provisioner", None), "pid", None)
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, TypeError):
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
 class _GradingClient(NotebookClient):
     """A NotebookClient that, after each graded cell, collects the graded expressions."""
 
@@ -60,6 +73,7 @@ class _GradingClient(NotebookClient):
         super().__init__(nb, **kw)
         self.graded = {int(k): v for k, v in job["graded"].items()}
         self.emit = emit
+        self.peak_kib = 0
 
     async def async_execute_cell(  # type: ignore[override]
         self,
@@ -69,6 +83,7 @@ class _GradingClient(NotebookClient):
         store_history: bool = True,
     ) -> Any:
         result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        self.peak_kib = max(self.peak_kib, _peak_kib(self.km))
         if cell_index in self.graded:
             await self._collect(cell, cell_index)
         return result
@@ -160,7 +175,7 @@ def main(argv: list[str]) -> int:
         status, detail = "dead", f"the kernel died ({str(exc).splitlines()[0][:200]})"
     except Exception as exc:  # anything else stopping the run is reported, not raised
         status, detail = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    emit({"type": "done", "status": status, "detail": detail})
+    emit({"type": "done", "status": status, "detail": detail, "peak_kib": client.peak_kib})
     out.close()
     return 0
 

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(nb: NotebookResult) -> None:
         state = nb.problem or f"{nb.score:g}/{nb.max_score:g}"
-        print(f"  {nb.learner} · {nb.notebook}: {state} ({nb.seconds:.0f} s)", file=sys.stderr)
+        mem = f", kernel peak {nb.peak_mib:.0f} MiB" if nb.peak_mib else ""
+        print(f"  {nb.learner} · {nb.notebook}: {state} ({nb.seconds:.0f} s{mem})", file=sys.stderr)
 
     try:
         report = grade(
