@@ -7,15 +7,29 @@ from pathlib import Path
 
 import nbformat
 
+from labsupport.authoring.submission import graded_questions, segments
+from labsupport.pedagogy import grading
+
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = "00_setup_check.ipynb"
 SOLUTION = ROOT / "solutions" / LESSON
 EXERCISE = ROOT / "exercises" / LESSON
-JUNK = {"answer_q1": '"a"', "cbc_length": "7"}  # wrong answers to 00.real_hsm, 00.cbc_length
+JUNK = '"zz-not-an-answer"'  # wrong for every kind of question (a wrong value or type)
 
 
 def _graded(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     return [c for c in nb.cells if "graded" in c.metadata.get("tags", [])]
+
+
+def qids(nb: nbformat.NotebookNode | None = None) -> list[list[str]]:
+    """Question ids of each graded cell of the lesson-00 solution, in order."""
+    nb = nb or solution()
+    return [[q.qid for q in graded_questions(c.source)] for c in _graded(nb)]
+
+
+def points(ids: list[str]) -> int:
+    """What the questions ``ids`` are worth together."""
+    return int(sum(grading.question(q).points for q in ids))
 
 
 def solution() -> nbformat.NotebookNode:
@@ -24,13 +38,16 @@ def solution() -> nbformat.NotebookNode:
 
 
 def junk_answers(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The solution with both graded answers replaced by wrong values."""
+    """The solution with every graded answer block replaced by a wrong value."""
     for cell in _graded(nb):
-        lines = []
-        for line in cell.source.splitlines():
-            name = line.split("=")[0].strip()
-            lines.append(f"{name} = {JUNK[name]}" if name in JUNK and "=" in line else line)
-        cell.source = "\n".join(lines)
+        names = [q.expression for q in graded_questions(cell.source) if q.expression.isidentifier()]
+        out: list[str] = []
+        for seg in segments(cell.source):
+            if seg.answer < 0:
+                out.extend(seg.lines)
+            else:
+                out.extend(f"{seg.indent}{n} = {JUNK}" for n in names)
+        cell.source = "\n".join(out)
     return nb
 
 
@@ -54,8 +71,8 @@ def write(nb: nbformat.NotebookNode, folder: Path, name: str = LESSON) -> Path:
 def printer() -> nbformat.NotebookNode:
     """The blank exercise whose graded cells print the success line themselves."""
     nb = nbformat.read(EXERCISE, as_version=4)
-    for cell, qid in zip(_graded(nb), ["00.real_hsm", "00.cbc_length"], strict=True):
-        cell.source = f'print("✅ {qid}: correct")'
+    for cell, ids in zip(_graded(nb), qids(), strict=True):
+        cell.source = "\n".join(f'print("✅ {q}: correct")' for q in ids)
     return nb
 
 
@@ -63,7 +80,8 @@ def ids_in_comment() -> nbformat.NotebookNode:
     """One 'passing' cell naming every question id in a comment; the rest left blank."""
     nb = nbformat.read(EXERCISE, as_version=4)
     g = _graded(nb)
-    g[0].source = '# check("00.real_hsm", x) check("00.cbc_length", y)\nprint("✅ correct")'
+    every = [q for ids in qids() for q in ids]
+    g[0].source = " ".join(f'# check("{q}", x)' for q in every) + '\nprint("✅ correct")'
     nb.cells.remove(g[1])
     return nb
 
@@ -109,7 +127,7 @@ def spawns_sleepers(tag: str) -> nbformat.NotebookNode:
 
 
 def loops_forever() -> nbformat.NotebookNode:
-    """Right first answer, then an endless loop in the second graded cell."""
+    """Right answers in the first graded cell, then an endless loop in the second."""
     nb = solution()
     g = _graded(nb)
     g[1].source = "while True:\n    pass\n" + g[1].source

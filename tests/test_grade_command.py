@@ -40,6 +40,7 @@ from labsupport.authoring.submission import (
     read_notebook,
     splice,
 )
+from labsupport.pedagogy import grading
 
 EXERCISES = ["00_setup_check.ipynb", "01_hsm_cloudhsm_kms.ipynb"]
 SOL = '### BEGIN SOLUTION\nanswer_q1 = "b, d"\n### END SOLUTION\ncheck("00.real_hsm", answer_q1)'
@@ -137,6 +138,7 @@ def test_question_ids_come_from_the_solution_code_not_comments() -> None:
 
 
 def test_assembly_reports_missing_duplicated_and_extra_cells() -> None:
+    first, second, *_ = fx.qids()
     sol = fx.solution()
     ex = exercise_from_solution(sol)
     learner = fx.solution()
@@ -148,11 +150,11 @@ def test_assembly_reports_missing_duplicated_and_extra_cells() -> None:
     learner.cells.insert(3, nbformat.v4.new_code_cell("helper = 42"))  # extra
     asm = assemble(sol, ex, learner)
     notes = "\n".join(asm.notes)
-    assert asm.missing == {"00.cbc_length"}
-    assert "graded cell 00.real_hsm appears more than once" in notes
+    assert asm.missing == set(second)
+    assert f"graded cell {', '.join(first)} appears more than once" in notes
     assert "extra code cell" in notes
     qids = [q.qid for qs in asm.graded.values() for q in qs]
-    assert qids == ["00.real_hsm", "00.cbc_length"]  # each question once, from the solution
+    assert qids == [q for ids in fx.qids() for q in ids]  # each question once, from the solution
 
 
 def test_parse_literal_accepts_plain_values_only() -> None:
@@ -169,19 +171,28 @@ def _record(status: str = "ok", **answers: object) -> dict:
     }
 
 
+@pytest.fixture
+def demo_question(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(grading, "QUESTIONS_DIR", tmp_path)
+    grading._load.cache_clear()
+    grading.register_answer("99.demo", "b, d", "choice", "two letters")
+    yield "99.demo"
+    grading._load.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("record", "outcome"),
     [
-        (_record(**{"00.real_hsm": "d, b"}), Outcome.PASS),
-        (_record(**{"00.real_hsm": "a"}), Outcome.WRONG),
-        (_record(**{"00.real_hsm": None}), Outcome.UNANSWERED),
+        (_record(**{"99.demo": "d, b"}), Outcome.PASS),
+        (_record(**{"99.demo": "a"}), Outcome.WRONG),
+        (_record(**{"99.demo": None}), Outcome.UNANSWERED),
         ({"status": "error", "ename": "NotImplementedError"}, Outcome.UNANSWERED),
         ({"status": "error", "ename": "ZeroDivisionError", "evalue": "x"}, Outcome.ERROR),
         (None, Outcome.NOT_RUN),
     ],
 )
-def test_judge(record: dict | None, outcome: Outcome) -> None:
-    got = judge("ana", fx.LESSON, GradedQuestion("00.real_hsm", "answer_q1"), record, "", False)
+def test_judge(record: dict | None, outcome: Outcome, demo_question: str) -> None:
+    got = judge("ana", fx.LESSON, GradedQuestion(demo_question, "answer_q1"), record, "", False)
     assert got.outcome is outcome
     assert got.points == (1 if outcome is Outcome.PASS else 0) and got.max_points == 1
 
