@@ -53,7 +53,7 @@ def test_import_public_key(lab, store):
 
 def _on_each_hsm(key, attr):
     """``attr`` as the cluster key reports it when each of its HSMs is the one asked."""
-    key._any()  # resolve the replicas
+    key._read_replica()  # resolve the replicas
     replicas = list(key._reps)
     values = {}
     for i, (hsm_id, _) in enumerate(replicas):
@@ -66,7 +66,7 @@ def test_synced_key_reports_always_sensitive_like_the_original(lab):
     session = lab.login("alice")
     key = make_aes(session, "locked", template={Attribute.EXTRACTABLE: False})
     assert len(key.hsms) == 2
-    key._any()  # resolve the replicas
+    key._read_replica()  # resolve the replicas
     raw = {h: obj[Attribute.ALWAYS_SENSITIVE] for h, obj in key._reps}
     assert sorted(raw.values()) == [False, True]  # SoftHSM: the synced copy was unwrapped
     assert _on_each_hsm(key, Attribute.ALWAYS_SENSITIVE) == dict.fromkeys(raw, True)
@@ -178,3 +178,55 @@ def test_session_key_lost_with_its_hsm_still_says_so(lab):
     lab.cluster.add_hsm()  # creating a token re-initializes PKCS#11 in this kernel
     with pytest.raises(SessionKeyLost, match="went away"):
         key.encrypt(b"x" * 16, mechanism=Mechanism.AES_ECB)
+
+
+# -- routing: C_WrapKey / C_UnwrapKey between any two keys (python-pkcs11 test_wrap) --------
+
+
+def test_session_keys_of_one_session_share_one_hsm(lab):
+    session = lab.login("alice")
+    keys = [session.generate_key(KeyType.AES, 128, label=f"s{i}") for i in range(6)]
+    assert len({tuple(k.hsms) for k in keys}) == 1
+
+
+@pytest.mark.parametrize("stores", [(False, False), (True, False), (False, True), (True, True)])
+def test_wrap_unwrap_between_any_two_keys(lab, stores):
+    """python-pkcs11's test_aes::test_wrap, repeated so round robin would spread the keys."""
+    session = lab.login("alice")
+    for i in range(4):
+        kek = session.generate_key(
+            KeyType.AES,
+            128,
+            label=f"kek{i}",
+            store=stores[0],
+            template={Attribute.WRAP: True, Attribute.UNWRAP: True},
+        )
+        key = session.generate_key(
+            KeyType.AES,
+            128,
+            label=f"payload{i}",
+            store=stores[1],
+            template={Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: False},
+        )
+        blob = kek.wrap_key(key)
+        back = kek.unwrap_key(
+            ObjectClass.SECRET_KEY,
+            KeyType.AES,
+            blob,
+            template={Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: False},
+        )
+        assert back[Attribute.VALUE] == key[Attribute.VALUE]
+
+
+def test_rsa_wraps_a_session_aes_key(lab):
+    """python-pkcs11's test_rsa::test_key_wrap: RSA pair and AES key, all session keys."""
+    session = lab.login("alice")
+    pub, priv = session.generate_keypair(KeyType.RSA, 2048, store=False)
+    for i in range(3):
+        key = session.generate_key(
+            KeyType.AES, 128, label=f"k{i}", template={Attribute.EXTRACTABLE: True}
+        )
+        blob = pub.wrap_key(key)
+        back = priv.unwrap_key(ObjectClass.SECRET_KEY, KeyType.AES, blob)
+        iv = b"\x00" * 16
+        assert back.decrypt(key.encrypt(b"x" * 16, mechanism_param=iv), mechanism_param=iv)

@@ -63,10 +63,10 @@ def test_hsm_token_usable_from_another_process(workspace: Any, cloudhsm: Any, ec
         import pkcs11
         from cryptography import x509
         from labsupport.controlplane import describe_cluster
-        from labsupport.hsm import token_store
+        from labsupport.hsm.tokens import firmware_session, token_store
         from labsupport.crypto.x509 import public_key_from_token
         cluster = describe_cluster(None, "{cid}")
-        with token_store().open_session(cluster.hsms[0].token_label) as s:
+        with firmware_session(token_store(), cluster.hsms[0].token_label) as s:
             pub = s.get_key(object_class=pkcs11.ObjectClass.PUBLIC_KEY, label="cluster-identity")
             csr = x509.load_pem_x509_csr(cluster.cluster_csr.encode())
             print(public_key_from_token(pub) == csr.public_key())

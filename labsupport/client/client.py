@@ -454,7 +454,7 @@ class Client:
         classes: list[KeyClass],
         key_type: Any,
         learner_id: bytes | None,
-        extractable: bool,
+        secrecy: tuple[bool, bool],
         make: Callable[[HsmLink, list[int], dict[Attribute, Any]], list[pkcs11.Object]],
         prefer: str | None,
         local: bool,
@@ -465,6 +465,7 @@ class Client:
                 "The cluster has no ACTIVE HSM to create the key on.",
                 "Create an HSM and wait for it to become ACTIVE.",
             )
+        extractable, sensitive = secrecy
         type_name = pkcs11.KeyType(key_type).name if key_type is not None else "UNKNOWN"
         with self.store.locked():
             with self.store.update() as doc:
@@ -482,6 +483,7 @@ class Client:
                         learner_id=bytes(learner_id or b""),
                         extractable=True if public else extractable,
                         never_extractable=False if public else not extractable,
+                        sensitive=None if public else sensitive,
                         local=local,
                         status=KeyStatus.PENDING,
                         pair=refs[1 - i] if len(refs) == 2 else None,
@@ -492,7 +494,15 @@ class Client:
                 prefer = session._order[self._rr % len(session._order)]
             assert prefer is not None
             home = session._links[prefer]
-            internal = {} if classes == [KeyClass.PUBLIC] else {Attribute.EXTRACTABLE: True}
+            # Internal to the layer: every HSM copy is extractable so synchronization can
+            # wrap it under the cluster sync key, and a key its user made non-extractable is
+            # also sensitive there, so no copy can ever reveal its value. Reads of
+            # CKA_EXTRACTABLE / CKA_SENSITIVE answer from the record (what the user asked).
+            internal: dict[Attribute, Any] = {}
+            if classes != [KeyClass.PUBLIC]:
+                internal[Attribute.EXTRACTABLE] = True
+                if not extractable:
+                    internal[Attribute.SENSITIVE] = True
             objs = make(home, refs, internal)
             self.requests.record(prefer, "generate")
             for ref, obj in zip(refs, objs, strict=True):
@@ -515,7 +525,7 @@ class Client:
                     rec["label"] = obj[Attribute.LABEL]
                     rec["created_on"] = prefer
                     if rec["key_class"] != KeyClass.PUBLIC.value:
-                        never, always = secrecy_history(obj, extractable, local, inherit)
+                        never, always = secrecy_history(obj, extractable, local, inherit, sensitive)
                         rec["never_extractable"] = never
                         rec["always_sensitive"] = always
                     try:

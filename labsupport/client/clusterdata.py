@@ -114,6 +114,17 @@ class ClusterStore:
         return (st.st_mtime_ns, st.st_ino)
 
 
+def store_for_hsm(workspace: Workspace, hsm_id: str) -> ClusterStore | None:
+    """The store of the cluster whose HSMs include ``hsm_id`` (as last synchronized)."""
+    for path in sorted(workspace.state_dir.glob(f"{STATE_PREFIX}*.json")):
+        cluster_id = path.name[len(STATE_PREFIX) : -len(".json")]
+        store = ClusterStore(workspace, cluster_id)
+        with contextlib.suppress(Exception):  # a damaged document is no one's
+            if hsm_id in store.read().get("hsms", {}):
+                return store
+    return None
+
+
 def _gone(workspace: Workspace, cluster_id: str) -> bool:
     from labsupport.client import resolver
 

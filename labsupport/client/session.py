@@ -32,13 +32,14 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, ObjectClass, types
 from pkcs11 import exceptions as ckr
 
-from labsupport.client import sync
+from labsupport.client import mechanisms, sync
 from labsupport.client.errors import (
     KeyNotExtractable,
     KeyPermissionError,
@@ -82,12 +83,31 @@ _CAPABILITIES = USAGE_ATTRIBUTES
 # Read from the key's record, not from a replica: a copy made by synchronization is an
 # unwrapped key, for which SoftHSM reports CKA_ALWAYS_SENSITIVE (and CKA_NEVER_EXTRACTABLE)
 # false; every HSM must report what the original reports.
-_RECORD_ATTRS = (
-    Attribute.ID,
-    Attribute.EXTRACTABLE,
-    Attribute.NEVER_EXTRACTABLE,
-    Attribute.LOCAL,
-    Attribute.ALWAYS_SENSITIVE,
+# CKA_EXTRACTABLE and CKA_SENSITIVE too: the HSM copies of a token key are extractable
+# (so synchronization can wrap them under the cluster sync key) and, when the user asked
+# for a non-extractable key, sensitive — both strictly internal to the layer.
+_RECORD_ATTRS = frozenset(
+    {
+        Attribute.ID,
+        Attribute.EXTRACTABLE,
+        Attribute.NEVER_EXTRACTABLE,
+        Attribute.LOCAL,
+        Attribute.ALWAYS_SENSITIVE,
+        Attribute.SENSITIVE,
+    }
+)
+#: The secret material of secret and private keys: PKCS#11 never reveals it when the key is
+#: sensitive *or* not extractable (CKR_ATTRIBUTE_SENSITIVE).
+SECRET_VALUE_ATTRS = frozenset(
+    {
+        Attribute.VALUE,
+        Attribute.PRIVATE_EXPONENT,
+        Attribute.PRIME_1,
+        Attribute.PRIME_2,
+        Attribute.EXPONENT_1,
+        Attribute.EXPONENT_2,
+        Attribute.COEFFICIENT,
+    }
 )
 # SoftHSM 2.6 leaves CKA_VALUE_LEN and CKA_CHECK_VALUE empty on unwrapped copies: the
 # record keeps the values read from the HSM that generated the key.
@@ -263,11 +283,15 @@ class ClusterKey:
         raise last
 
     def _replica_on(self, hsm_id: str) -> pkcs11.Object | None:
-        if self._stamp != self._s._stamp:
+        s = self._s
+        if s._gen != _LIBRARY.generation or s._topo != s._client._topo_version:
+            s._fresh()
+        if self._stamp != s._stamp:
             self._resolve()
         return next((obj for h, obj in self._reps if h == hsm_id), None)
 
-    def _any(self) -> pkcs11.Object:
+    def _read_replica(self) -> pkcs11.Object:
+        """The replica attribute reads go to (internal: never returned to learners)."""
         s = self._s
         s._fresh()
         if self._stamp != s._stamp:
@@ -287,7 +311,27 @@ class ClusterKey:
             return rec.never_extractable
         if attr == Attribute.ALWAYS_SENSITIVE:
             return rec.always_sensitive  # None (not recorded): read it from an HSM
+        if attr == Attribute.SENSITIVE:
+            return rec.sensitive  # None for public keys and old records: ask an HSM
         return rec.local
+
+    def _refuse_secret(self, attr: Attribute) -> None:
+        """CKR_ATTRIBUTE_SENSITIVE for the material of a sensitive or non-extractable key."""
+        if self._class is KeyClass.PUBLIC:
+            return
+        rec = self._current_record() or self._record
+        if rec is not None and rec.owner != self._s.username:
+            raise ckr.AttributeSensitive(
+                f"{attr!s} of key {self.reference} cannot be revealed to {self._s.username}: "
+                f"only its owner ({rec.owner}) may export it; shared users may only use it "
+                "(CKR_ATTRIBUTE_SENSITIVE)."
+            )
+        if rec is None or rec.sensitive is not False or not rec.extractable:
+            raise ckr.AttributeSensitive(
+                f"{attr!s} of key {self.reference} cannot be revealed: the key is "
+                + ("not extractable" if rec is not None and not rec.extractable else "sensitive")
+                + " (CKR_ATTRIBUTE_SENSITIVE)."
+            )
 
     def _extra_attr(self, attr: Attribute) -> Any:
         if self._home is not None:
@@ -299,6 +343,8 @@ class ClusterKey:
         return bytes.fromhex(value) if attr == Attribute.CHECK_VALUE else value
 
     def __getitem__(self, attr: Attribute) -> Any:
+        if attr in SECRET_VALUE_ATTRS:
+            self._refuse_secret(attr)
         if attr in _RECORD_ATTRS and (self._record is not None or self._home is None):
             value = self._record_attr(attr)
             if value is not None:
@@ -307,13 +353,15 @@ class ClusterKey:
             value = self._extra_attr(attr)
             if value is not None:
                 return value
-        return self._any()[attr]
+        return self._read_replica()[attr]
 
     def get_attributes(self, keys: list[Attribute]) -> dict[Attribute, Any]:
         """Read several attributes at once (as python-pkcs11's ``Object.get_attributes``)."""
-        special = [k for k in keys if k in _RECORD_ATTRS or k in _EXTRA_ATTRS]
+        special = [
+            k for k in keys if k in _RECORD_ATTRS or k in _EXTRA_ATTRS or k in SECRET_VALUE_ATTRS
+        ]
         plain = [k for k in keys if k not in special]
-        out = self._any().get_attributes(plain) if plain else {}
+        out = self._read_replica().get_attributes(plain) if plain else {}
         for k in special:
             out[k] = self[k]
         return out
@@ -321,11 +369,20 @@ class ClusterKey:
     def __setitem__(self, attr: Attribute, value: Any) -> None:
         s = self._s
         if self._home is not None:
-            self._any()[attr] = value
+            self._read_replica()[attr] = value
+            if attr == Attribute.SENSITIVE and self._record is not None:
+                self._record = replace(self._record, sensitive=bool(value))
             return
         rec = self._current_record()
         assert rec is not None
         rec.require_owner(s.username, "modify")
+        if attr == Attribute.SENSITIVE:
+            if not value and rec.sensitive is not False:
+                raise ckr.AttributeReadOnly("CKA_SENSITIVE cannot go from true to false.")
+            if value and rec.sensitive is not True:
+                self._set_on_every_hsm(attr, True)
+                s._client._update_record(self.ref, sensitive=True)
+            return
         if attr == Attribute.ID:
             s._client._update_record(self.ref, learner_id=bytes(value).hex())
             return
@@ -334,13 +391,17 @@ class ClusterKey:
                 raise ckr.AttributeReadOnly("CKA_EXTRACTABLE cannot go from false to true.")
             s._client._update_record(self.ref, extractable=bool(value))
             return
+        self._set_on_every_hsm(attr, value)
+        if attr == Attribute.LABEL:
+            s._client._update_record(self.ref, label=str(value))
+
+    def _set_on_every_hsm(self, attr: Attribute, value: Any) -> None:
+        s = self._s
         s._fresh()
         for hsm_id in s._order:
             obj = s._links[hsm_id].find(self.ref)
             if obj is not None:
                 obj[attr] = value
-        if attr == Attribute.LABEL:
-            s._client._update_record(self.ref, label=str(value))
 
     def copy(self, attrs: dict[Attribute, Any]) -> Any:
         """Not supported by the lab client (C_CopyObject); generate or import a new key."""
@@ -436,15 +497,11 @@ class _Wrap(types.WrapMixin):
             own.require_use(s.username, "wrap")
         wrapping = self._route("wrap")
         hsm_id = next(h for h, obj in self._reps if obj is wrapping)
-        target = key._replica_on(hsm_id) if key._home is None else key._home[3]
-        if target is None or (key._home is not None and key._home[0] != hsm_id):
-            # pick an HSM that holds both keys
+        target = key._replica_on(hsm_id)
+        if target is None:
+            # C_WrapKey needs both keys on one HSM: pick one that holds both
             for h, obj in self._reps:
-                cand = (
-                    key._replica_on(h)
-                    if key._home is None
-                    else (key._home[3] if key._home[0] == h else None)
-                )
+                cand = key._replica_on(h)
                 if cand is not None:
                     wrapping, target = obj, cand
                     break
@@ -477,6 +534,11 @@ class _Unwrap(types.UnwrapMixin):
             rec.require_use(s.username, "unwrap")
         unwrapping = self._route("unwrap")
         hsm_id = next(h for h, obj in self._reps if obj is unwrapping)
+        if not store:  # a session key: make it where this session's session keys live
+            home = s._session_home()
+            there = self._replica_on(home) if home else None
+            if there is not None:
+                unwrapping, hsm_id = there, home
 
         def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
             obj = unwrapping.unwrap_key(
@@ -520,6 +582,11 @@ class _Derive(types.DeriveMixin):
     ) -> Any:
         """Derive a key on an HSM that holds this key; a token key is then copied to all."""
         s: ClusterSession = self._s
+        mechanisms.require(
+            mechanisms.derive_mechanism(mechanism, self[Attribute.KEY_TYPE]),
+            mechanisms.DERIVE,
+            "derive",
+        )
         rec = self._current_record()
         if rec is not None:
             rec.require_use(s.username, "derive")
@@ -528,6 +595,11 @@ class _Derive(types.DeriveMixin):
         inherit = (bool(self[Attribute.NEVER_EXTRACTABLE]), bool(self[Attribute.ALWAYS_SENSITIVE]))
         base = self._route("derive")
         hsm_id = next(h for h, obj in self._reps if obj is base)
+        if not store:  # a session key: make it where this session's session keys live
+            home = s._session_home()
+            there = self._replica_on(home) if home else None
+            if there is not None:
+                base, hsm_id = there, home
 
         def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
             return [
@@ -678,6 +750,7 @@ class ClusterSession(types.Session):
         self._stamp = 0
         self._keys: dict[int, ClusterKey] = {}
         self._session_keys: dict[int, ClusterKey] = {}
+        self._home_hsm: str | None = None  # where this session's session keys live
         self._refresh()
 
     def __repr__(self) -> str:
@@ -778,7 +851,14 @@ class ClusterSession(types.Session):
             ]
 
         return self._create(
-            [KeyClass.of(object_class)], key_type, store, learner_id, attrs, make, local=False
+            [KeyClass.of(object_class)],
+            key_type,
+            store,
+            learner_id,
+            attrs,
+            make,
+            local=False,
+            default_sensitive=False,
         )[0]
 
     def create_domain_parameters(
@@ -959,6 +1039,21 @@ class ClusterSession(types.Session):
         client.requests.record(hsm_id, operation)
         return self._links[hsm_id]
 
+    def _session_home(self) -> str | None:
+        """The HSM this session keeps its session keys on (chosen once, round robin).
+
+        CloudHSM: session keys live on one HSM. Keeping all of a session's session keys on
+        one HSM lets C_WrapKey / C_DeriveKey use any two of them together.
+        """
+        self._fresh()
+        if self._home_hsm not in self._links:
+            if not self._order:
+                return None
+            client = self._client
+            client._rr += 1
+            self._home_hsm = self._order[client._rr % len(self._order)]
+        return self._home_hsm
+
     def _token_key(self, rec: KeyRecord, obj: pkcs11.Object | None = None) -> ClusterKey:
         key = self._keys.get(rec.ref)
         if key is None:
@@ -1003,18 +1098,29 @@ class ClusterSession(types.Session):
         prefer: str | None = None,
         local: bool = True,
         inherit: tuple[bool, bool] | None = None,
+        default_sensitive: bool = True,
     ) -> list[ClusterKey]:
         """Create key object(s) with ``make`` on one HSM; for token keys copy them to all.
 
         ``local`` is False for keys made outside this HSM's generator (unwrapped, imported,
         derived); ``inherit`` is a derived key's base (never_extractable, always_sensitive).
+        ``default_sensitive`` is CKA_SENSITIVE when the template is silent (python-pkcs11's
+        templates set it true; C_CreateObject leaves the token's default, false).
         """
         self._require_open()
         self._fresh()
         template = template or {}
         requested_extractable = bool(template.get(Attribute.EXTRACTABLE, True))
+        requested_sensitive = bool(template.get(Attribute.SENSITIVE, default_sensitive))
         if not store:
-            link = self._links[prefer] if prefer in self._links else self._any_link("generate")
+            home = prefer if prefer in self._links else self._session_home()
+            if home is None:
+                raise NoHsmAvailable(
+                    "The cluster has no ACTIVE HSM to create the key on.",
+                    "Create an HSM (cloudhsm.create_hsm(...)) and wait for it to become ACTIVE.",
+                )
+            link = self._links[home]
+            self._client.requests.record(home, "generate")
             refs = [self._client._session_ref() for _ in classes]
             # PKCS#11: CKA_EXTRACTABLE belongs to private and secret keys only (SoftHSM
             # rejects it on a public key with CKR_ATTRIBUTE_TYPE_INVALID).
@@ -1024,7 +1130,9 @@ class ClusterSession(types.Session):
             keys = []
             for ref, key_class, obj in zip(refs, classes, objs, strict=True):
                 public = key_class is KeyClass.PUBLIC
-                never, always = secrecy_history(obj, requested_extractable, local, inherit)
+                never, always = secrecy_history(
+                    obj, requested_extractable, local, inherit, requested_sensitive
+                )
                 rec = KeyRecord(
                     ref=ref,
                     owner=self.username,
@@ -1035,6 +1143,7 @@ class ClusterSession(types.Session):
                     extractable=True if public else requested_extractable,
                     never_extractable=False if public else never,
                     always_sensitive=None if public else always,
+                    sensitive=None if public else requested_sensitive,
                     local=local,
                     status=KeyStatus.OK,
                     created_on=link.hsm_id,
@@ -1050,12 +1159,24 @@ class ClusterSession(types.Session):
                 "session: client.login(pin) or token.open(rw=True, user_pin=pin)."
             )
         return self._client._create_token_keys(
-            self, classes, key_type, learner_id, requested_extractable, make, prefer, local, inherit
+            self,
+            classes,
+            key_type,
+            learner_id,
+            (requested_extractable, requested_sensitive),
+            make,
+            prefer,
+            local,
+            inherit,
         )
 
 
 def secrecy_history(
-    obj: pkcs11.Object, extractable: bool, local: bool, inherit: tuple[bool, bool] | None
+    obj: pkcs11.Object,
+    extractable: bool,
+    local: bool,
+    inherit: tuple[bool, bool] | None,
+    sensitive: bool | None = None,
 ) -> tuple[bool, bool]:
     """CKA_NEVER_EXTRACTABLE and CKA_ALWAYS_SENSITIVE a real HSM reports for a new key.
 
@@ -1064,12 +1185,16 @@ def secrecy_history(
     caller asked for. PKCS#11: a generated key (CKA_LOCAL true) is never-extractable when
     created non-extractable; an unwrapped or imported key is neither never-extractable nor
     always-sensitive; a derived key is only if its base key is (``inherit``).
+    ``sensitive`` is CKA_SENSITIVE as the caller asked for it (the copy may have been made
+    sensitive by the layer); None reads it from ``obj``.
     """
     try:
-        sensitive = bool(obj[Attribute.SENSITIVE])
+        raw_sensitive = bool(obj[Attribute.SENSITIVE])
         always = bool(obj[Attribute.ALWAYS_SENSITIVE])
     except (ckr.AttributeTypeInvalid, ckr.AttributeSensitive):
-        sensitive = always = False
+        raw_sensitive = always = False
+    sensitive = raw_sensitive if sensitive is None else sensitive and raw_sensitive
+    always = always and sensitive
     if inherit is not None:
         return inherit[0] and not extractable, inherit[1] and sensitive
     if not local:

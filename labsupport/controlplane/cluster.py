@@ -140,7 +140,8 @@ class Hsm:
     """One HSM of a cluster, as the rest of labsupport sees it.
 
     ``token_label`` is the SoftHSM token that *is* this HSM (open it with
-    ``labsupport.hsm.token_store(ws).open_session(token_label)``).
+    ``labsupport.hsm.tokens.firmware_session(store, token_label)``, inside the lab only;
+    learners see it through ``labsupport.client.inspector.inspect_hsm``).
     """
 
     hsm_id: str

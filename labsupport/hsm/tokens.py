@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import subprocess
 import threading
@@ -28,6 +29,18 @@ from pkcs11.exceptions import UserAlreadyLoggedIn
 from labsupport.errors import LabError, TokenNotFound
 from labsupport.hsm.module import find_module, find_softhsm_util
 from labsupport.workspace.home import Workspace, belongs_to
+
+#: Tokens that play a simulated HSM are labelled with the HSM's id (``hsm-`` + base32).
+HSM_TOKEN_LABEL = re.compile(r"^hsm-[2-7a-zA-Z]{11,16}$")
+
+
+def is_hsm_token(label: str) -> bool:
+    """True if token ``label`` plays an HSM of a simulated cluster (not a practice token)."""
+    return bool(HSM_TOKEN_LABEL.match(label))
+
+
+class HsmTokenSealed(LabError):
+    """Opening a simulated HSM's token directly was refused: no one logs in to one HSM."""
 
 
 @dataclass(frozen=True)
@@ -191,18 +204,27 @@ class TokenStore:
         return None
 
     def open_session(self, label: str, rw: bool = True) -> pkcs11.Session:
-        """Open a session on token ``label``, logged in as its user with the internal PIN.
+        """Open a session on practice token ``label``, logged in with its internal PIN.
+
+        A token that plays a cluster's HSM is refused (:class:`HsmTokenSealed`): on AWS no
+        one logs in to one HSM with its own PIN, and such a session could read or wrap out
+        every user's keys. Look inside an HSM with
+        :func:`labsupport.hsm.inspector.inspect_hsm` (read-only) and use its keys through
+        the cluster client.
 
         Beware: python-pkcs11's ``Session.close()`` calls ``C_Logout`` when that session
         did the login, and a PKCS#11 login is shared by every session of the token in
         the process — closing the first session logs the others out too.
         """
-        token = self.token(label)
-        try:
-            return token.open(rw=rw, user_pin=self.record(label).user_pin)
-        except UserAlreadyLoggedIn:
-            # PKCS#11 logins are per token and process: a new session shares it.
-            return token.open(rw=rw)
+        if is_hsm_token(label):
+            raise HsmTokenSealed(
+                f"Token {label} plays an HSM of a cluster; the lab does not open it with its "
+                "internal PIN (on AWS nobody logs in to a single HSM, and such a session "
+                "could read or wrap out every user's keys).",
+                f"Look at it read-only with lab.inspect_hsm({label!r}), and use keys through "
+                "the cluster client: chsm.connect().login('user:password').",
+            )
+        return firmware_session(self, label, rw)
 
     # -- internals -------------------------------------------------------------------
 
@@ -218,6 +240,19 @@ class TokenStore:
                 f"softhsm2-util {args[0]} failed: {detail[0]}",
                 "Run `python -m labsupport doctor` to check SoftHSM and the workspace.",
             )
+
+
+def firmware_session(store: TokenStore, label: str, rw: bool = True) -> pkcs11.Session:
+    """A session on any token, logged in with its internal PIN — for the layers that play
+    the HSM's firmware only (the client's HSM links, the control plane's provisioning,
+    the read-only inspector). Never hand such a session to learner code.
+    """
+    token = store.token(label)
+    try:
+        return token.open(rw=rw, user_pin=store.record(label).user_pin)
+    except UserAlreadyLoggedIn:
+        # PKCS#11 logins are per token and process: a new session shares it.
+        return token.open(rw=rw)
 
 
 def token_store(workspace: Workspace | None = None) -> TokenStore:
