@@ -152,7 +152,7 @@ def test_cluster_token_has_a_slot_listing_common_mechanisms(lab):
         per_hsm.append(set(lab.client._link(endpoint).session.token.slot.get_mechanisms()))
     assert len(per_hsm) == 2
     mechanisms = slot.get_mechanisms()
-    assert mechanisms == set.intersection(*per_hsm)
+    assert mechanisms == set.intersection(*per_hsm) & CLOUDHSM_MECHANISMS
     assert {Mechanism.AES_GCM, Mechanism.RSA_PKCS_OAEP, Mechanism.ECDSA} <= mechanisms
     info = slot.get_mechanism_info(Mechanism.AES_KEY_GEN)
     assert info.min_key_length <= 32 <= info.max_key_length
@@ -230,3 +230,91 @@ def test_rsa_wraps_a_session_aes_key(lab):
         back = priv.unwrap_key(ObjectClass.SECRET_KEY, KeyType.AES, blob)
         iv = b"\x00" * 16
         assert back.decrypt(key.encrypt(b"x" * 16, mechanism_param=iv), mechanism_param=iv)
+
+
+# -- CloudHSM's PKCS#11 surface: what the library offers and refuses, with exact exceptions --
+
+from pkcs11 import UserType  # noqa: E402
+from pkcs11 import exceptions as ckr  # noqa: E402
+from pkcs11.attributes import AttributeMapper, handle_str  # noqa: E402
+
+from labsupport.client.mechanisms import CLOUDHSM_MECHANISMS  # noqa: E402
+
+
+def test_slot_lists_client_sdk5_mechanisms_only(lab):
+    mechs = lab.client.token.slot.get_mechanisms()
+    assert mechs <= CLOUDHSM_MECHANISMS
+    for present in (Mechanism.AES_GCM, Mechanism.ECDSA, Mechanism.SHA256_RSA_PKCS):
+        assert present in mechs
+    for absent in (Mechanism.DSA, Mechanism.DH_PKCS_KEY_PAIR_GEN, Mechanism.MD5_RSA_PKCS):
+        assert absent not in mechs
+    with pytest.raises(ckr.MechanismInvalid):
+        lab.client.token.slot.get_mechanism_info(Mechanism.DSA)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, k: k.copy({Attribute.LABEL: "copy"}),
+        lambda s, k: s.digest(k, mechanism=Mechanism.SHA256),
+        lambda s, k: s.digest([b"data", k], mechanism=Mechanism.SHA256),
+        lambda s, k: s.init_pin("carol:carol-pass-1"),
+        lambda s, k: s.seed_random(b"1234"),
+        lambda s, k: s.token.open(so_pin="admin:admin-pass-1"),
+    ],
+    ids=["C_CopyObject", "C_DigestKey", "C_DigestKey-iter", "C_InitPIN", "C_SeedRandom", "SO"],
+)
+def test_functions_cloudhsm_does_not_implement(lab, call):
+    session = lab.login("alice")
+    key = make_aes(session, "k")
+    with pytest.raises(ckr.FunctionNotSupported):
+        call(session, key)
+
+
+def test_refused_at_generation(lab):
+    session = lab.login("alice")
+    with pytest.raises(ckr.KeySizeRange):
+        session.generate_keypair(KeyType.RSA, 1024)
+    with pytest.raises(ckr.MechanismInvalid):
+        session.generate_key(KeyType.DES2, 128)
+    with pytest.raises(ckr.MechanismInvalid):
+        session.generate_domain_parameters(KeyType.DSA, 1024)
+    with pytest.raises(ckr.AttributeTypeInvalid):
+        session.generate_keypair(
+            KeyType.RSA, 2048, private_template={Attribute.ALWAYS_AUTHENTICATE: True}
+        )
+    with pytest.raises(ckr.AttributeValueInvalid):
+        session.create_object({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.VALUE: b"0\x00"})
+
+
+def test_mechanisms_outside_the_list_are_refused(lab):
+    session = lab.login("alice")
+    key = make_aes(session, "k")
+    with pytest.raises(ckr.MechanismInvalid):
+        key.encrypt(b"x" * 16, mechanism=Mechanism.AES_OFB, mechanism_param=b"\x00" * 16)
+    with pytest.raises(ckr.MechanismInvalid):
+        session.digest(b"data", mechanism=Mechanism.SHA3_256)
+    assert len(session.digest(b"data", mechanism=Mechanism.SHA256)) == 32
+
+
+def test_public_session(lab):
+    """CloudHSM has public (not logged-in) sessions: digest, random, public keys only."""
+    alice = lab.login("alice")
+    alice.generate_keypair(KeyType.RSA, 2048, store=True, label="shared-pub")
+    with lab.client.token.open() as public:
+        assert public.user_type == UserType.NOBODY
+        assert len(public.generate_random(128)) == 16
+        assert len(public.digest(b"abc", mechanism=Mechanism.SHA256)) == 32
+        found = list(public.get_objects({Attribute.LABEL: "shared-pub"}))
+        assert [k.object_class for k in found] == [ObjectClass.PUBLIC_KEY]
+        with pytest.raises(ckr.UserNotLoggedIn):
+            public.generate_key(KeyType.AES, 256)
+
+
+def test_attribute_mapper_is_honoured(lab):
+    """python-pkcs11 test_sessions::test_custom_attribute_mapper through the cluster."""
+    mapper = AttributeMapper()
+    mapper.register_handler(Attribute.ID, *handle_str)
+    with lab.client.token.open(user_pin="alice:alice-pass-1", attribute_mapper=mapper) as s:
+        key = s.generate_key(KeyType.AES, 128, id="SAMPLE KEY")
+        assert key[Attribute.ID] == "SAMPLE KEY"

@@ -180,3 +180,12 @@ def test_inspector_is_read_only_and_shows_the_user_view(lab):
     for obj in objects:  # nothing that can be used: plain data only
         assert not hasattr(obj, "session") and not hasattr(obj, "wrap_key")
         assert Attribute.VALUE not in obj.public
+
+
+def test_kcv_and_length_of_a_synced_key_answer_from_the_record(lab):
+    """CKA_CHECK_VALUE / CKA_VALUE_LEN stay readable on a locked key (SoftHSM loses them on
+    the unwrapped copies; the record keeps the generating HSM's values)."""
+    session = lab.login("alice")
+    key = make_aes(session, "locked", template=LOCKED)
+    assert key[Attribute.VALUE_LEN] == 32
+    assert len(key[Attribute.CHECK_VALUE]) == 3

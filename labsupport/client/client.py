@@ -29,12 +29,19 @@ import pkcs11
 from pkcs11 import Attribute, SlotFlag, TokenFlag, types
 
 from labsupport.client import config as _config
-from labsupport.client import resolver, sync
+from labsupport.client import mechanisms, resolver, sync
 from labsupport.client.balancer import RequestLog
 from labsupport.client.clusterdata import ClusterStore
 from labsupport.client.endpoints import ClusterView, HsmEndpoint
-from labsupport.client.errors import KeyAvailabilityError, NoHsmAvailable, UserError, WrongRole
+from labsupport.client.errors import (
+    KeyAvailabilityError,
+    NoHsmAvailable,
+    NotSupportedByCloudHsm,
+    UserError,
+    WrongRole,
+)
 from labsupport.client.keys import KeyClass, KeyRecord, KeyStatus, format_ref
+from labsupport.client.library import ClusterLibrary
 from labsupport.client.links import HsmLink
 from labsupport.client.session import ClusterKey, ClusterSession, secrecy_history
 from labsupport.client.users import Role, User, UserDirectory, normalize_username, split_pin
@@ -124,15 +131,17 @@ class ClusterSlot(types.Slot):
         return self._client.token
 
     def get_mechanisms(self) -> set[Any]:
-        """The mechanisms every ACTIVE HSM of the cluster supports (``C_GetMechanismList``)."""
-        common: set[Any] | None = None
+        """CloudHSM's Client SDK 5 mechanisms that every ACTIVE HSM can run
+        (``C_GetMechanismList``); see :mod:`labsupport.client.mechanisms` for the ones
+        SoftHSM cannot run."""
+        common: set[Any] = set(mechanisms.CLOUDHSM_MECHANISMS)
         for slot in self._hsm_slots():
-            mechanisms = set(slot.get_mechanisms())
-            common = mechanisms if common is None else common & mechanisms
-        return common or set()
+            common &= set(slot.get_mechanisms())
+        return common
 
     def get_mechanism_info(self, mechanism: Any) -> Any:
         """Key sizes and flags of ``mechanism``, from one of the HSMs (``C_GetMechanismInfo``)."""
+        mechanisms.require(mechanism, self.get_mechanisms(), "cluster")
         return self._hsm_slots()[0].get_mechanism_info(mechanism)
 
     def __repr__(self) -> str:
@@ -191,16 +200,30 @@ class ClusterToken(types.Token):
         user_pin: str | bytes | None = None,
         so_pin: str | None = None,
         user_type: Any = None,
+        attribute_mapper: Any = None,
         **_: Any,
     ) -> ClusterSession:
-        """Open a session logged in with ``user_pin`` (``<username>:<password>``)."""
-        if so_pin is not None or user_pin is None:
-            raise WrongRole(
-                "CloudHSM's PKCS#11 library logs in crypto users only, with "
-                "user_pin='<username>:<password>'.",
-                "Pass user_pin=...; manage users with CloudHSM CLI (client.cli).",
+        """Open a session: logged in with ``user_pin`` (``<username>:<password>``), or a
+        public session (no PIN) that can digest, generate random data and use public keys.
+
+        ``attribute_mapper`` (python-pkcs11) is honoured for the attribute values the
+        session's keys read and write. A security-officer login (``so_pin``) is refused
+        with ``FunctionNotSupported``: CloudHSM's PKCS#11 library logs in crypto users only.
+        """
+        if so_pin is not None or (user_type is not None and user_type == pkcs11.UserType.SO):
+            raise NotSupportedByCloudHsm(
+                "AWS CloudHSM's PKCS#11 library has no security officer (CKU_SO) login "
+                "(CKR_FUNCTION_NOT_SUPPORTED); it logs in crypto users only.",
+                "Pass user_pin='<username>:<password>'; admins manage users with CloudHSM CLI "
+                "(client.cli).",
             )
-        return self._client.login(user_pin, rw=rw)
+        if user_pin is None:
+            session = self._client.open_public(rw=rw)
+        else:
+            session = self._client.login(user_pin, rw=rw)
+        if attribute_mapper is not None:
+            session.attribute_mapper = attribute_mapper
+        return session
 
     def __repr__(self) -> str:
         return f"<ClusterToken {self.label}>"
@@ -230,6 +253,8 @@ class Client:
         self.users = UserDirectory(self.store)
         self.requests = RequestLog()
         self.token = ClusterToken(self)
+        #: The cluster as a loaded PKCS#11 library (``lib.get_token(...)``, ``get_slots()``).
+        self.lib = ClusterLibrary(self)
         self._view = view
         self._next_poll = 0.0
         self._topo_version = 0
@@ -292,13 +317,23 @@ class Client:
         self._sessions.append(session)
         return session
 
+    def open_public(self, rw: bool = False) -> ClusterSession:
+        """A public (not logged-in) session: digest, random, public keys only."""
+        session = ClusterSession(self, None, rw)
+        self._sessions.append(session)
+        return session
+
     def open(self, rw: bool = False, user_pin: str | bytes | None = None) -> ClusterSession:
         """Same as ``client.token.open(rw=..., user_pin=...)``."""
         return self.token.open(rw=rw, user_pin=user_pin)
 
+    def open_sessions(self) -> list[ClusterSession]:
+        """The sessions opened through this client and not closed yet."""
+        return [s for s in self._sessions if not s.closed]
+
     def logged_in_users(self) -> set[str]:
         """Users with an open session through this client."""
-        return {s.username for s in self._sessions if not s._closed}
+        return {s.username for s in self.open_sessions() if s.username}
 
     def close(self) -> None:
         """Close every session and the client's own HSM connections."""

@@ -38,12 +38,19 @@ from typing import TYPE_CHECKING, Any
 import pkcs11
 from pkcs11 import Attribute, KeyType, ObjectClass, types
 from pkcs11 import exceptions as ckr
+from pkcs11.attributes import AttributeMapper
+from pkcs11.defaults import DEFAULT_GENERATE_MECHANISMS
 
 from labsupport.client import mechanisms, sync
 from labsupport.client.errors import (
+    AttributeNotSupported,
     KeyNotExtractable,
     KeyPermissionError,
+    KeySizeNotSupported,
     NoHsmAvailable,
+    NotLoggedIn,
+    NotSupportedByCloudHsm,
+    ObjectClassNotSupported,
     SessionClosedError,
     SessionKeyLost,
 )
@@ -61,6 +68,8 @@ from labsupport.errors import LabError, TokenNotFound
 from labsupport.hsm.tokens import _LIBRARY
 
 _monotonic = time.monotonic
+#: How the HSM sessions inside the layer pack and unpack attribute values.
+_RAW_MAPPER = AttributeMapper()
 
 if TYPE_CHECKING:
     from labsupport.client.client import Client
@@ -94,6 +103,16 @@ _RECORD_ATTRS = frozenset(
         Attribute.LOCAL,
         Attribute.ALWAYS_SENSITIVE,
         Attribute.SENSITIVE,
+    }
+)
+_RSA_SECRETS = frozenset(
+    {
+        Attribute.PRIVATE_EXPONENT,
+        Attribute.PRIME_1,
+        Attribute.PRIME_2,
+        Attribute.EXPONENT_1,
+        Attribute.EXPONENT_2,
+        Attribute.COEFFICIENT,
     }
 )
 #: The secret material of secret and private keys: PKCS#11 never reveals it when the key is
@@ -316,22 +335,24 @@ class ClusterKey:
         return rec.local
 
     def _refuse_secret(self, attr: Attribute) -> None:
-        """CKR_ATTRIBUTE_SENSITIVE for the material of a sensitive or non-extractable key."""
+        """CKR_ATTRIBUTE_SENSITIVE for the material of a sensitive or non-extractable key,
+        or of a key the reader does not own (shared users may use a key, not export it).
+
+        Raised bare, as python-pkcs11 raises it for a real token. Attributes the key type
+        does not have (CKA_VALUE of an RSA key) are left to the HSM (AttributeTypeInvalid).
+        """
         if self._class is KeyClass.PUBLIC:
             return
         rec = self._current_record() or self._record
-        if rec is not None and rec.owner != self._s.username:
-            raise ckr.AttributeSensitive(
-                f"{attr!s} of key {self.reference} cannot be revealed to {self._s.username}: "
-                f"only its owner ({rec.owner}) may export it; shared users may only use it "
-                "(CKR_ATTRIBUTE_SENSITIVE)."
-            )
-        if rec is None or rec.sensitive is not False or not rec.extractable:
-            raise ckr.AttributeSensitive(
-                f"{attr!s} of key {self.reference} cannot be revealed: the key is "
-                + ("not extractable" if rec is not None and not rec.extractable else "sensitive")
-                + " (CKR_ATTRIBUTE_SENSITIVE)."
-            )
+        if (attr in _RSA_SECRETS) != (rec is not None and rec.key_type == "RSA"):
+            return
+        if (
+            rec is None
+            or rec.owner != self._s.username
+            or rec.sensitive is not False
+            or not rec.extractable
+        ):
+            raise ckr.AttributeSensitive()
 
     def _extra_attr(self, attr: Attribute) -> Any:
         if self._home is not None:
@@ -343,6 +364,13 @@ class ClusterKey:
         return bytes.fromhex(value) if attr == Attribute.CHECK_VALUE else value
 
     def __getitem__(self, attr: Attribute) -> Any:
+        value = self._get(attr)
+        mapper = self._s.attribute_mapper
+        if mapper is _RAW_MAPPER:
+            return value
+        return mapper.unpack_attributes(attr, _RAW_MAPPER.pack_attribute(attr, value))
+
+    def _get(self, attr: Attribute) -> Any:
         if attr in SECRET_VALUE_ATTRS:
             self._refuse_secret(attr)
         if attr in _RECORD_ATTRS and (self._record is not None or self._home is None):
@@ -362,12 +390,19 @@ class ClusterKey:
         ]
         plain = [k for k in keys if k not in special]
         out = self._read_replica().get_attributes(plain) if plain else {}
+        mapper = self._s.attribute_mapper
+        if mapper is not _RAW_MAPPER:
+            out = {
+                k: mapper.unpack_attributes(k, _RAW_MAPPER.pack_attribute(k, v))
+                for k, v in out.items()
+            }
         for k in special:
             out[k] = self[k]
         return out
 
     def __setitem__(self, attr: Attribute, value: Any) -> None:
         s = self._s
+        value = s._raw_value(attr, value)
         if self._home is not None:
             self._read_replica()[attr] = value
             if attr == Attribute.SENSITIVE and self._record is not None:
@@ -404,10 +439,11 @@ class ClusterKey:
                 obj[attr] = value
 
     def copy(self, attrs: dict[Attribute, Any]) -> Any:
-        """Not supported by the lab client (C_CopyObject); generate or import a new key."""
-        raise LabError(
-            "The lab's cluster client does not support copying key objects (C_CopyObject).",
-            "Generate a new key, or wrap and unwrap it, instead.",
+        """Not supported by CloudHSM's PKCS#11 library (C_CopyObject)."""
+        raise NotSupportedByCloudHsm(
+            "AWS CloudHSM's PKCS#11 library does not implement C_CopyObject "
+            "(CKR_FUNCTION_NOT_SUPPORTED).",
+            "Generate a new key, or wrap and unwrap this one (if it is extractable).",
         )
 
     def destroy(self) -> None:
@@ -439,6 +475,9 @@ class ClusterKey:
 class _Encrypt(types.EncryptMixin):
     def encrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
         """Encrypt on the next HSM that holds the key (python-pkcs11 ``encrypt``)."""
+        mechanism = kwargs.get("mechanism")
+        if mechanism is not None and mechanism not in mechanisms.ENCRYPT:
+            mechanisms.require(mechanism, mechanisms.ENCRYPT, "encrypt")
         try:
             return self._route("encrypt").encrypt(data, *args, **kwargs)
         except FAILOVER_ERRORS:
@@ -448,6 +487,9 @@ class _Encrypt(types.EncryptMixin):
 class _Decrypt(types.DecryptMixin):
     def decrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
         """Decrypt on the next HSM that holds the key (python-pkcs11 ``decrypt``)."""
+        mechanism = kwargs.get("mechanism")
+        if mechanism is not None and mechanism not in mechanisms.ENCRYPT:
+            mechanisms.require(mechanism, mechanisms.ENCRYPT, "decrypt")
         try:
             return self._route("decrypt").decrypt(data, *args, **kwargs)
         except FAILOVER_ERRORS:
@@ -457,6 +499,9 @@ class _Decrypt(types.DecryptMixin):
 class _Sign(types.SignMixin):
     def sign(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
         """Sign on the next HSM that holds the key (python-pkcs11 ``sign``)."""
+        mechanism = kwargs.get("mechanism")
+        if mechanism is not None and mechanism not in mechanisms.SIGN:
+            mechanisms.require(mechanism, mechanisms.SIGN, "sign")
         try:
             return self._route("sign").sign(data, *args, **kwargs)
         except FAILOVER_ERRORS:
@@ -466,6 +511,9 @@ class _Sign(types.SignMixin):
 class _Verify(types.VerifyMixin):
     def verify(self: Any, data: Any, signature: Any, *args: Any, **kwargs: Any) -> Any:
         """Verify on the next HSM that holds the key (python-pkcs11 ``verify``)."""
+        mechanism = kwargs.get("mechanism")
+        if mechanism is not None and mechanism not in mechanisms.SIGN:
+            mechanisms.require(mechanism, mechanisms.SIGN, "verify")
         try:
             return self._route("verify").verify(data, signature, *args, **kwargs)
         except FAILOVER_ERRORS:
@@ -477,6 +525,7 @@ class _Wrap(types.WrapMixin):
         """Wrap (export) ``key`` under this key. You must own ``key`` and it must be extractable."""
         s: ClusterSession = self._s
         s._require_open()
+        mechanisms.require(mechanism, mechanisms.WRAP, "wrap")
         if not isinstance(key, ClusterKey):
             raise LabError(
                 "wrap_key needs a key from this cluster session.",
@@ -529,6 +578,7 @@ class _Unwrap(types.UnwrapMixin):
     ) -> Any:
         """Unwrap (import) a key; a token key is then copied to every HSM."""
         s: ClusterSession = self._s
+        mechanisms.require(mechanism, mechanisms.WRAP, "unwrap")
         rec = self._current_record()
         if rec is not None:
             rec.require_use(s.username, "unwrap")
@@ -693,6 +743,7 @@ class ClusterDomainParameters(types.LocalDomainParameters):
     ) -> tuple[Any, Any]:
         """Generate a key pair on one HSM; token keys are then copied to every HSM."""
         s: ClusterSession = self._session  # type: ignore[assignment]
+        s._check_generate(self._key_type, None, mechanism, public_template, private_template)
         params = {k: v for k, v in self.params.items() if k != Attribute.KEY_TYPE}
         key_type = self._key_type
 
@@ -736,10 +787,11 @@ class ClusterSession(types.Session):
     public keys). Close it with ``close()`` or a ``with`` block.
     """
 
-    def __init__(self, client: Client, user: User, rw: bool) -> None:
+    def __init__(self, client: Client, user: User | None, rw: bool) -> None:
         self._client = client
         self._user = user
-        self.username = user.username
+        #: The logged-in crypto user ("" for a public session: it sees public keys only).
+        self.username = user.username if user is not None else ""
         self._rw = rw
         self._closed = False
         self._tokens = client.tokens
@@ -751,6 +803,9 @@ class ClusterSession(types.Session):
         self._keys: dict[int, ClusterKey] = {}
         self._session_keys: dict[int, ClusterKey] = {}
         self._home_hsm: str | None = None  # where this session's session keys live
+        #: python-pkcs11's attribute mapper (``token.open(attribute_mapper=...)``): how
+        #: attribute values are packed and unpacked for this session's caller.
+        self.attribute_mapper: AttributeMapper = _RAW_MAPPER
         self._refresh()
 
     def __repr__(self) -> str:
@@ -768,14 +823,24 @@ class ClusterSession(types.Session):
         return self._client.token
 
     @property
+    def closed(self) -> bool:
+        """True once the session was closed."""
+        return self._closed
+
+    @property
     def rw(self) -> bool:
         """True for a read/write session (needed to create token keys)."""
         return self._rw
 
     @property
-    def user(self) -> User:
-        """The logged-in crypto user."""
+    def user(self) -> User | None:
+        """The logged-in crypto user (None for a public session)."""
         return self._user
+
+    @property
+    def user_type(self) -> pkcs11.UserType:
+        """``UserType.USER`` when a crypto user is logged in, ``NOBODY`` for a public session."""
+        return pkcs11.UserType.USER if self._user is not None else pkcs11.UserType.NOBODY
 
     def close(self) -> None:
         """Log out and close the session (session keys disappear)."""
@@ -830,17 +895,22 @@ class ClusterSession(types.Session):
 
     def create_object(self, attrs: dict[Attribute, Any]) -> Any:
         """Import a key object (secret, public or private); a token key is copied to all HSMs."""
-        attrs = dict(attrs)
+        attrs = dict(self._raw_template(attrs) or {})
         object_class = attrs.get(Attribute.CLASS)
         if object_class not in (
             ObjectClass.SECRET_KEY,
             ObjectClass.PUBLIC_KEY,
             ObjectClass.PRIVATE_KEY,
         ):
-            raise LabError(
-                "The lab's cluster client stores keys only (secret, public and private keys).",
+            raise ObjectClassNotSupported(
+                f"The cluster stores keys only, not {object_class!s} objects "
+                "(CKR_ATTRIBUTE_VALUE_INVALID). CloudHSM stores certificates only on hsm2m.medium "
+                "clusters with certificate storage enabled in the client configuration, which "
+                "the lab does not simulate.",
                 "Keep certificates and data objects outside the HSM, as CloudHSM clients do.",
             )
+        _refuse_always_authenticate(attrs)
+        self._require_user("create keys")
         store = bool(attrs.get(Attribute.TOKEN, False))
         learner_id = attrs.pop(Attribute.ID, None)
         key_type = attrs.get(Attribute.KEY_TYPE)
@@ -872,9 +942,10 @@ class ClusterSession(types.Session):
         return ClusterDomainParameters(self, key_type, dict(attrs))
 
     def generate_domain_parameters(self, *args: Any, **kwargs: Any) -> Any:
-        """Not supported by the lab client; pass known parameters to create_domain_parameters."""
-        raise LabError(
-            "Generating DH/DSA domain parameters is not supported by the lab's cluster client.",
+        """Not supported by CloudHSM (no DSA/DH parameter generation mechanism)."""
+        raise mechanisms.MechanismNotSupported(
+            "AWS CloudHSM's PKCS#11 library has no DSA or DH parameter generation mechanism "
+            "(CKR_MECHANISM_INVALID).",
             "Use EC keys (create_domain_parameters with a named curve) or RSA.",
         )
 
@@ -891,6 +962,8 @@ class ClusterSession(types.Session):
         template: dict[Attribute, Any] | None = None,
     ) -> Any:
         """Generate a secret key. ``store=True`` makes a token key, copied to every HSM."""
+        self._check_generate(key_type, key_length, mechanism, template)
+        template = self._raw_template(template)
 
         def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
             return [
@@ -922,6 +995,10 @@ class ClusterSession(types.Session):
         public_template: dict[Attribute, Any] | None = None,
         private_template: dict[Attribute, Any] | None = None,
     ) -> tuple[Any, Any]:
+        self._check_generate(key_type, key_length, mechanism, public_template, private_template)
+        public_template = self._raw_template(public_template)
+        private_template = self._raw_template(private_template)
+
         def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
             pub, priv = link.session.generate_keypair(
                 key_type,
@@ -950,17 +1027,30 @@ class ClusterSession(types.Session):
         return self._any_link("random").session.generate_random(nbits)
 
     def seed_random(self, seed: bytes) -> None:
-        """Mix seed material into one HSM's generator."""
-        self._any_link("seed").session.seed_random(seed)
+        """Not supported by CloudHSM's PKCS#11 library (C_SeedRandom)."""
+        raise NotSupportedByCloudHsm(
+            "AWS CloudHSM's PKCS#11 library does not implement C_SeedRandom "
+            "(CKR_FUNCTION_NOT_SUPPORTED): the HSMs seed their own generators.",
+            "Call generate_random() without seeding.",
+        )
 
     def _digest(self, data: bytes, mechanism: Any = None, mechanism_param: Any = None) -> bytes:
+        mechanisms.require(mechanism, mechanisms.DIGEST, "digest")
         return self._any_link("digest").session.digest(
             data, mechanism=mechanism, mechanism_param=mechanism_param
         )
 
     def _digest_generator(self, data: Any, mechanism: Any = None, mechanism_param: Any = None):
+        mechanisms.require(mechanism, mechanisms.DIGEST, "digest")
+        parts = list(data)
+        if any(isinstance(part, types.Key) for part in parts):
+            raise NotSupportedByCloudHsm(
+                "AWS CloudHSM's PKCS#11 library does not implement C_DigestKey "
+                "(CKR_FUNCTION_NOT_SUPPORTED): a key cannot be fed into a digest.",
+                "Digest data, or compare keys by their check value (CKA_CHECK_VALUE).",
+            )
         return self._any_link("digest").session.digest(
-            data, mechanism=mechanism, mechanism_param=mechanism_param
+            iter(parts), mechanism=mechanism, mechanism_param=mechanism_param
         )
 
     def set_pin(self, old_pin: str | bytes, new_pin: str | bytes) -> None:
@@ -968,8 +1058,13 @@ class ClusterSession(types.Session):
         self._client._set_pin(self, old_pin, new_pin)
 
     def init_pin(self, pin: str | bytes) -> None:
-        """Not available: admins create users with CloudHSM CLI."""
-        raise ckr.FunctionNotSupported("Use CloudHSM CLI `user create` / `user change-password`.")
+        """Not supported by CloudHSM's PKCS#11 library (C_InitPIN)."""
+        raise NotSupportedByCloudHsm(
+            "AWS CloudHSM's PKCS#11 library does not implement C_InitPIN "
+            "(CKR_FUNCTION_NOT_SUPPORTED).",
+            "Admins create users and set passwords with CloudHSM CLI: `user create` / "
+            "`user change-password`.",
+        )
 
     # -- helpers for learners ------------------------------------------------------------------
 
@@ -1038,6 +1133,56 @@ class ClusterSession(types.Session):
         hsm_id = self._order[client._rr % len(self._order)]
         client.requests.record(hsm_id, operation)
         return self._links[hsm_id]
+
+    def _raw_value(self, attr: Attribute, value: Any) -> Any:
+        """``value`` as the layer's HSM sessions expect it (the caller may use a custom mapper)."""
+        if self.attribute_mapper is _RAW_MAPPER or value is pkcs11.DEFAULT:
+            return value
+        return _RAW_MAPPER.unpack_attributes(
+            attr, self.attribute_mapper.pack_attribute(attr, value)
+        )
+
+    def _raw_template(self, template: dict[Attribute, Any] | None) -> dict[Attribute, Any] | None:
+        if template is None or self.attribute_mapper is _RAW_MAPPER:
+            return template
+        return {k: self._raw_value(k, v) for k, v in template.items()}
+
+    def _raw_id(self, learner_id: Any) -> bytes:
+        """The caller's CKA_ID as bytes (a custom mapper may let it be a str)."""
+        if learner_id is None:
+            return b""
+        return bytes(self.attribute_mapper.pack_attribute(Attribute.ID, learner_id))
+
+    def _require_user(self, action: str) -> None:
+        if self._user is None:
+            raise NotLoggedIn(
+                f"This is a public session (no user logged in); it cannot {action} "
+                "(CKR_USER_NOT_LOGGED_IN).",
+                "Open the session with a crypto user's PIN: "
+                "token.open(rw=True, user_pin='<username>:<password>').",
+            )
+
+    def _check_generate(
+        self,
+        key_type: Any,
+        key_length: int | None,
+        mechanism: Any,
+        *templates: dict[Attribute, Any] | None,
+    ) -> None:
+        """Refuse what CloudHSM's C_GenerateKey / C_GenerateKeyPair refuse."""
+        self._require_user("generate keys")
+        for template in templates:
+            _refuse_always_authenticate(template)
+        effective = mechanism
+        if effective is None:
+            effective = DEFAULT_GENERATE_MECHANISMS.get(key_type)
+        mechanisms.require(effective, mechanisms.GENERATE, "key generation")
+        if key_type == KeyType.RSA and key_length is not None and key_length < 2048:
+            raise KeySizeNotSupported(
+                f"AWS CloudHSM generates RSA keys of 2048 bits or more; {key_length} is too "
+                "small (CKR_KEY_SIZE_RANGE).",
+                "Use key_length=2048 (or 3072, 4096).",
+            )
 
     def _session_home(self) -> str | None:
         """The HSM this session keeps its session keys on (chosen once, round robin).
@@ -1108,8 +1253,10 @@ class ClusterSession(types.Session):
         templates set it true; C_CreateObject leaves the token's default, false).
         """
         self._require_open()
+        self._require_user("create keys")
         self._fresh()
         template = template or {}
+        _refuse_always_authenticate(template)
         requested_extractable = bool(template.get(Attribute.EXTRACTABLE, True))
         requested_sensitive = bool(template.get(Attribute.SENSITIVE, default_sensitive))
         if not store:
@@ -1139,7 +1286,7 @@ class ClusterSession(types.Session):
                     key_class=key_class,
                     key_type=_key_type_name(key_type, obj),
                     label=obj[Attribute.LABEL],
-                    learner_id=bytes(learner_id or b""),
+                    learner_id=self._raw_id(learner_id),
                     extractable=True if public else requested_extractable,
                     never_extractable=False if public else never,
                     always_sensitive=None if public else always,
@@ -1162,12 +1309,24 @@ class ClusterSession(types.Session):
             self,
             classes,
             key_type,
-            learner_id,
+            self._raw_id(learner_id),
             (requested_extractable, requested_sensitive),
             make,
             prefer,
             local,
             inherit,
+        )
+
+
+def _refuse_always_authenticate(template: dict[Attribute, Any] | None) -> None:
+    """CloudHSM's PKCS#11 library does not support CKA_ALWAYS_AUTHENTICATE (AWS's
+    "Supported key attributes" page lists no such attribute): refuse it at creation instead
+    of making a key no one can use."""
+    if template and template.get(Attribute.ALWAYS_AUTHENTICATE):
+        raise AttributeNotSupported(
+            "AWS CloudHSM's PKCS#11 library does not support CKA_ALWAYS_AUTHENTICATE "
+            "(CKR_ATTRIBUTE_TYPE_INVALID).",
+            "Leave it out; protect the key with ownership, sharing and (for admins) quorum.",
         )
 
 
