@@ -148,8 +148,8 @@ def test_cluster_token_has_a_slot_listing_common_mechanisms(lab):
     slot = token.slot
     assert slot is not None and slot.get_token() is token
     per_hsm = []
-    for endpoint in lab.client._routable():
-        per_hsm.append(set(lab.client._link(endpoint).session.token.slot.get_mechanisms()))
+    for endpoint in lab.client.topology.routable():
+        per_hsm.append(set(lab.client.topology.link(endpoint).session.token.slot.get_mechanisms()))
     assert len(per_hsm) == 2
     mechanisms = slot.get_mechanisms()
     assert mechanisms == set.intersection(*per_hsm) & CLOUDHSM_MECHANISMS

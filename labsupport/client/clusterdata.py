@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from labsupport.client.roles import Role
 from labsupport.workspace.home import Workspace, belongs_to
 from labsupport.workspace.statefile import StateFile
 
@@ -48,8 +49,6 @@ def _statefile(workspace: Workspace, cluster_id: str) -> StateFile:
 
 def initial_document(cluster_id: str, owner: str) -> dict[str, Any]:
     """A fresh cluster: the unactivated ``admin`` and the AWS-managed ``app_user``."""
-    from labsupport.client.users import Role
-
     return {
         "cluster_id": cluster_id,
         "owner": owner,

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 from pkcs11 import exceptions as ckr
 
 if TYPE_CHECKING:
-    from labsupport.client.client import Client, ClusterSlot, ClusterToken
+    from labsupport.client.clustertoken import ClusterSlot, ClusterToken
+    from labsupport.client.interfaces import ClusterClient
 
 
 class ClusterLibrary:
     """python-pkcs11's ``lib`` interface over one connected cluster client."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClusterClient) -> None:
         self._client = client
         self._initialized = True
 

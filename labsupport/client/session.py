@@ -29,10 +29,8 @@ keys are unaffected — the client reopens its sessions). Multi-part operations
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pkcs11
@@ -41,11 +39,9 @@ from pkcs11 import exceptions as ckr
 from pkcs11.attributes import AttributeMapper
 from pkcs11.defaults import DEFAULT_GENERATE_MECHANISMS
 
-from labsupport.client import mechanisms, sync
+from labsupport.client import mechanisms
 from labsupport.client.errors import (
     AttributeNotSupported,
-    KeyNotExtractable,
-    KeyPermissionError,
     KeySizeNotSupported,
     NoHsmAvailable,
     NotLoggedIn,
@@ -53,6 +49,12 @@ from labsupport.client.errors import (
     ObjectClassNotSupported,
     SessionClosedError,
     SessionKeyLost,
+)
+from labsupport.client.keyobjects import (
+    _RAW_MAPPER,
+    ClusterKey,
+    _capabilities_of,
+    _key_class,
 )
 from labsupport.client.keys import (
     KeyClass,
@@ -62,661 +64,13 @@ from labsupport.client.keys import (
     id_to_ref,
     ref_to_id,
 )
+from labsupport.client.keystore import secrecy_history
 from labsupport.client.links import HsmLink
-from labsupport.crypto.keygen import USAGE_ATTRIBUTES
-from labsupport.errors import LabError, TokenNotFound
-from labsupport.hsm.tokens import _LIBRARY
-
-_monotonic = time.monotonic
-#: How the HSM sessions inside the layer pack and unpack attribute values.
-_RAW_MAPPER = AttributeMapper()
+from labsupport.errors import TokenNotFound
 
 if TYPE_CHECKING:
-    from labsupport.client.client import Client
+    from labsupport.client.interfaces import ClusterClient
     from labsupport.client.users import User
-
-#: Errors after which an operation is retried on another HSM (the HSM or its session died).
-FAILOVER_ERRORS = (
-    ckr.SessionHandleInvalid,
-    ckr.SessionClosed,
-    ckr.TokenNotPresent,
-    ckr.DeviceRemoved,
-    ckr.DeviceError,
-    ckr.ObjectHandleInvalid,
-    ckr.KeyHandleInvalid,
-    ckr.GeneralError,
-    TokenNotFound,
-)
-
-_CAPABILITIES = USAGE_ATTRIBUTES
-# Read from the key's record, not from a replica: a copy made by synchronization is an
-# unwrapped key, for which SoftHSM reports CKA_ALWAYS_SENSITIVE (and CKA_NEVER_EXTRACTABLE)
-# false; every HSM must report what the original reports.
-# CKA_EXTRACTABLE and CKA_SENSITIVE too: the HSM copies of a token key are extractable
-# (so synchronization can wrap them under the cluster sync key) and, when the user asked
-# for a non-extractable key, sensitive — both strictly internal to the layer.
-_RECORD_ATTRS = frozenset(
-    {
-        Attribute.ID,
-        Attribute.EXTRACTABLE,
-        Attribute.NEVER_EXTRACTABLE,
-        Attribute.LOCAL,
-        Attribute.ALWAYS_SENSITIVE,
-        Attribute.SENSITIVE,
-    }
-)
-_RSA_SECRETS = frozenset(
-    {
-        Attribute.PRIVATE_EXPONENT,
-        Attribute.PRIME_1,
-        Attribute.PRIME_2,
-        Attribute.EXPONENT_1,
-        Attribute.EXPONENT_2,
-        Attribute.COEFFICIENT,
-    }
-)
-#: The secret material of secret and private keys: PKCS#11 never reveals it when the key is
-#: sensitive *or* not extractable (CKR_ATTRIBUTE_SENSITIVE).
-SECRET_VALUE_ATTRS = frozenset(
-    {
-        Attribute.VALUE,
-        Attribute.PRIVATE_EXPONENT,
-        Attribute.PRIME_1,
-        Attribute.PRIME_2,
-        Attribute.EXPONENT_1,
-        Attribute.EXPONENT_2,
-        Attribute.COEFFICIENT,
-    }
-)
-# SoftHSM 2.6 leaves CKA_VALUE_LEN and CKA_CHECK_VALUE empty on unwrapped copies: the
-# record keeps the values read from the HSM that generated the key.
-_EXTRA_ATTRS = {Attribute.VALUE_LEN: "value_len", Attribute.CHECK_VALUE: "check_value"}
-
-
-# =========================================================================================
-# keys
-# =========================================================================================
-
-
-class ClusterKey:
-    """Base of the cluster's key objects: routing, attributes, ownership.
-
-    Do not create these yourself; they come from a :class:`ClusterSession`
-    (``generate_key``, ``get_key`` …). ``key.handle`` is the key reference as an integer
-    and ``key.reference`` the same as CloudHSM CLI prints it (``0x…``).
-    """
-
-    def __init__(
-        self,
-        session: ClusterSession,
-        ref: int,
-        key_class: KeyClass,
-        record: KeyRecord | None,
-        home: tuple[str, HsmLink, int, pkcs11.Object] | None = None,
-    ) -> None:
-        self._s = session
-        self.ref = ref
-        self._class = key_class
-        self._record = record
-        self._home = home  # session keys: (hsm id, link, link generation, object)
-        self._deleted = False  # session keys: destroyed by the user (not lost with an HSM)
-        self._stamp = -1
-        self._rr = 0
-        self._reps: list[tuple[str, pkcs11.Object]] = []
-
-    # -- identity ---------------------------------------------------------------------
-
-    def _identity(self) -> Any:
-        return ("ClusterKey", self._s._client.cluster_id, self.ref)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ClusterKey) and self._identity() == other._identity()
-
-    def __hash__(self) -> int:
-        return hash(self._identity())
-
-    @property
-    def handle(self) -> int:
-        """The key reference as an integer (CloudHSM uses it as the PKCS#11 handle)."""
-        return self.ref
-
-    @property
-    def reference(self) -> str:
-        """The key reference as CloudHSM CLI prints it: ``0x`` + 16 hex digits."""
-        return format_ref(self.ref)
-
-    @property
-    def session(self) -> ClusterSession:
-        """The cluster session this key object belongs to."""
-        return self._s
-
-    @property
-    def is_token_key(self) -> bool:
-        """True for token keys (synchronized to every HSM), False for session keys."""
-        return self._home is None
-
-    @property
-    def owner(self) -> str:
-        """The crypto user who owns the key."""
-        rec = self._current_record()
-        return rec.owner if rec else self._s.username
-
-    @property
-    def shared_with(self) -> tuple[str, ...]:
-        """The crypto users the owner shared the key with."""
-        rec = self._current_record()
-        return rec.shared if rec else ()
-
-    @property
-    def hsms(self) -> list[str]:
-        """The HSMs that hold a copy of this key now (its coverage)."""
-        if self._home is not None:
-            return [self._home[0]]
-        s = self._s
-        s._fresh()
-        return [h for h in s._order if s._links[h].find(self.ref) is not None]
-
-    # -- routing --------------------------------------------------------------------------
-
-    def _current_record(self) -> KeyRecord | None:
-        if self._home is not None:
-            return self._record
-        return self._s._client._records().get(self.ref)
-
-    def _resolve(self) -> None:
-        s = self._s
-        client = s._client
-        if self._home is not None:
-            hsm_id, link, generation, obj = self._home
-            if self._deleted:
-                raise ckr.KeyHandleInvalid(f"Session key {self.reference} was deleted.")
-            if s._links.get(hsm_id) is not link or link.generation != generation or not link.alive:
-                raise SessionKeyLost(
-                    f"Session key {self.reference} is gone: it lived only on {hsm_id}, and "
-                    "that HSM (or this kernel's PKCS#11 session with it) went away.",
-                    "Session keys (store=False) live on one HSM and end with the session. "
-                    "Use store=True for keys that must survive; in the lab, creating or "
-                    "deleting an HSM also restarts the PKCS#11 library, which ends session keys.",
-                )
-            self._reps = [(hsm_id, obj)]
-            self._stamp = s._stamp
-            return
-        rec = client._records().get(self.ref)
-        if rec is None or rec.status is KeyStatus.DELETING:
-            raise ckr.KeyHandleInvalid(f"Key {self.reference} was deleted.")
-        if not rec.visible_to(s.username):
-            raise KeyPermissionError(
-                f"Key {self.reference} is no longer shared with {s.username}.",
-                f"Ask its owner ({rec.owner}) to share it again.",
-            )
-        self._record = rec
-        reps = []
-        for hsm_id in s._order:
-            obj = s._links[hsm_id].find(self.ref)
-            if obj is not None:
-                reps.append((hsm_id, obj))
-        if not reps:
-            raise NoHsmAvailable(
-                f"No ACTIVE HSM holds key {self.reference} right now.",
-                "Wait for the HSM(s) to return to ACTIVE, or add an HSM to the cluster "
-                "(its keys come from the other HSMs).",
-            )
-        if len(reps) < 2 and not client.config.disable_key_availability_check:
-            client._availability_failure(self.ref, len(reps))
-        self._reps = reps
-        self._stamp = s._stamp
-
-    def _route(self, operation: str) -> pkcs11.Object:
-        # The hot path of every operation: keep it to a few attribute reads.
-        s = self._s
-        client = s._client
-        if s._gen != _LIBRARY.generation or s._topo != client._topo_version:
-            s._fresh()
-        if self._stamp != s._stamp:
-            self._resolve()
-        reps = self._reps
-        if len(reps) == 1:
-            hsm_id, obj = reps[0]
-        else:
-            self._rr += 1  # round robin per key
-            hsm_id, obj = reps[self._rr % len(reps)]
-        log = client.requests
-        log.total += 1
-        log._items.append((log.total, hsm_id, operation))
-        if not log.total & 31 and _monotonic() >= client._next_poll:
-            client.poll()  # look for cluster changes now and then (applies from the next call)
-        return obj
-
-    def _retry(self, operation: str, call: Callable[[pkcs11.Object], Any]) -> Any:
-        """Run ``call`` on a replica; on an HSM failure re-resolve and try another one."""
-        last: Exception | None = None
-        for _ in range(3):
-            self._s._client.poll(force=True)
-            self._s._refresh()
-            self._stamp = -1
-            try:
-                return call(self._route(operation))
-            except FAILOVER_ERRORS as exc:
-                last = exc
-        assert last is not None
-        raise last
-
-    def _replica_on(self, hsm_id: str) -> pkcs11.Object | None:
-        s = self._s
-        if s._gen != _LIBRARY.generation or s._topo != s._client._topo_version:
-            s._fresh()
-        if self._stamp != s._stamp:
-            self._resolve()
-        return next((obj for h, obj in self._reps if h == hsm_id), None)
-
-    def _read_replica(self) -> pkcs11.Object:
-        """The replica attribute reads go to (internal: never returned to learners)."""
-        s = self._s
-        s._fresh()
-        if self._stamp != s._stamp:
-            self._resolve()
-        return self._reps[0][1]
-
-    # -- attributes --------------------------------------------------------------------------
-
-    def _record_attr(self, attr: Attribute) -> Any:
-        rec = self._current_record() or self._record
-        assert rec is not None
-        if attr == Attribute.ID:
-            return rec.learner_id
-        if attr == Attribute.EXTRACTABLE:
-            return rec.extractable
-        if attr == Attribute.NEVER_EXTRACTABLE:
-            return rec.never_extractable
-        if attr == Attribute.ALWAYS_SENSITIVE:
-            return rec.always_sensitive  # None (not recorded): read it from an HSM
-        if attr == Attribute.SENSITIVE:
-            return rec.sensitive  # None for public keys and old records: ask an HSM
-        return rec.local
-
-    def _refuse_secret(self, attr: Attribute) -> None:
-        """CKR_ATTRIBUTE_SENSITIVE for the material of a sensitive or non-extractable key,
-        or of a key the reader does not own (shared users may use a key, not export it).
-
-        Raised bare, as python-pkcs11 raises it for a real token. Attributes the key type
-        does not have (CKA_VALUE of an RSA key) are left to the HSM (AttributeTypeInvalid).
-        """
-        if self._class is KeyClass.PUBLIC:
-            return
-        rec = self._current_record() or self._record
-        if (attr in _RSA_SECRETS) != (rec is not None and rec.key_type == "RSA"):
-            return
-        if (
-            rec is None
-            or rec.owner != self._s.username
-            or rec.sensitive is not False
-            or not rec.extractable
-        ):
-            raise ckr.AttributeSensitive()
-
-    def _extra_attr(self, attr: Attribute) -> Any:
-        if self._home is not None:
-            return None
-        rec = self._current_record() or self._record
-        value = rec.extra.get(_EXTRA_ATTRS[attr]) if rec is not None else None
-        if value is None:
-            return None
-        return bytes.fromhex(value) if attr == Attribute.CHECK_VALUE else value
-
-    def __getitem__(self, attr: Attribute) -> Any:
-        value = self._get(attr)
-        mapper = self._s.attribute_mapper
-        if mapper is _RAW_MAPPER:
-            return value
-        return mapper.unpack_attributes(attr, _RAW_MAPPER.pack_attribute(attr, value))
-
-    def _get(self, attr: Attribute) -> Any:
-        if attr in SECRET_VALUE_ATTRS:
-            self._refuse_secret(attr)
-        if attr in _RECORD_ATTRS and (self._record is not None or self._home is None):
-            value = self._record_attr(attr)
-            if value is not None:
-                return value
-        if attr in _EXTRA_ATTRS:
-            value = self._extra_attr(attr)
-            if value is not None:
-                return value
-        return self._read_replica()[attr]
-
-    def get_attributes(self, keys: list[Attribute]) -> dict[Attribute, Any]:
-        """Read several attributes at once (as python-pkcs11's ``Object.get_attributes``)."""
-        special = [
-            k for k in keys if k in _RECORD_ATTRS or k in _EXTRA_ATTRS or k in SECRET_VALUE_ATTRS
-        ]
-        plain = [k for k in keys if k not in special]
-        out = self._read_replica().get_attributes(plain) if plain else {}
-        mapper = self._s.attribute_mapper
-        if mapper is not _RAW_MAPPER:
-            out = {
-                k: mapper.unpack_attributes(k, _RAW_MAPPER.pack_attribute(k, v))
-                for k, v in out.items()
-            }
-        for k in special:
-            out[k] = self[k]
-        return out
-
-    def __setitem__(self, attr: Attribute, value: Any) -> None:
-        s = self._s
-        value = s._raw_value(attr, value)
-        if self._home is not None:
-            self._read_replica()[attr] = value
-            if attr == Attribute.SENSITIVE and self._record is not None:
-                self._record = replace(self._record, sensitive=bool(value))
-            return
-        rec = self._current_record()
-        assert rec is not None
-        rec.require_owner(s.username, "modify")
-        if attr == Attribute.SENSITIVE:
-            if not value and rec.sensitive is not False:
-                raise ckr.AttributeReadOnly("CKA_SENSITIVE cannot go from true to false.")
-            if value and rec.sensitive is not True:
-                self._set_on_every_hsm(attr, True)
-                s._client._update_record(self.ref, sensitive=True)
-            return
-        if attr == Attribute.ID:
-            s._client._update_record(self.ref, learner_id=bytes(value).hex())
-            return
-        if attr == Attribute.EXTRACTABLE:
-            if value and not rec.extractable:
-                raise ckr.AttributeReadOnly("CKA_EXTRACTABLE cannot go from false to true.")
-            s._client._update_record(self.ref, extractable=bool(value))
-            return
-        self._set_on_every_hsm(attr, value)
-        if attr == Attribute.LABEL:
-            s._client._update_record(self.ref, label=str(value))
-
-    def _set_on_every_hsm(self, attr: Attribute, value: Any) -> None:
-        s = self._s
-        s._fresh()
-        for hsm_id in s._order:
-            obj = s._links[hsm_id].find(self.ref)
-            if obj is not None:
-                obj[attr] = value
-
-    def copy(self, attrs: dict[Attribute, Any]) -> Any:
-        """Not supported by CloudHSM's PKCS#11 library (C_CopyObject)."""
-        raise NotSupportedByCloudHsm(
-            "AWS CloudHSM's PKCS#11 library does not implement C_CopyObject "
-            "(CKR_FUNCTION_NOT_SUPPORTED).",
-            "Generate a new key, or wrap and unwrap this one (if it is extractable).",
-        )
-
-    def destroy(self) -> None:
-        """Delete the key from every HSM (owner only)."""
-        s = self._s
-        s._require_open()
-        if self._home is not None:
-            hsm_id, link, _, obj = self._home
-            with contextlib.suppress(ckr.ObjectHandleInvalid, ckr.SessionHandleInvalid):
-                obj.destroy()
-            s._session_keys.pop(self.ref, None)
-            self._home = (hsm_id, link, -2, obj)
-            self._deleted = True
-            return
-        s._client._destroy_token_key(s, self.ref)
-        self._stamp = -1
-
-    # -- sharing ---------------------------------------------------------------------------------
-
-    def share(self, username: str) -> None:
-        """Share the key with crypto user ``username`` (owner only)."""
-        self._s._client._share(self._s.username, self.ref, username, share=True)
-
-    def unshare(self, username: str) -> None:
-        """Stop sharing the key with ``username`` (owner only)."""
-        self._s._client._share(self._s.username, self.ref, username, share=False)
-
-
-class _Encrypt(types.EncryptMixin):
-    def encrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
-        """Encrypt on the next HSM that holds the key (python-pkcs11 ``encrypt``)."""
-        mechanism = kwargs.get("mechanism")
-        if mechanism is not None and mechanism not in mechanisms.ENCRYPT:
-            mechanisms.require(mechanism, mechanisms.ENCRYPT, "encrypt")
-        try:
-            return self._route("encrypt").encrypt(data, *args, **kwargs)
-        except FAILOVER_ERRORS:
-            return self._retry("encrypt", lambda obj: obj.encrypt(data, *args, **kwargs))
-
-
-class _Decrypt(types.DecryptMixin):
-    def decrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
-        """Decrypt on the next HSM that holds the key (python-pkcs11 ``decrypt``)."""
-        mechanism = kwargs.get("mechanism")
-        if mechanism is not None and mechanism not in mechanisms.ENCRYPT:
-            mechanisms.require(mechanism, mechanisms.ENCRYPT, "decrypt")
-        try:
-            return self._route("decrypt").decrypt(data, *args, **kwargs)
-        except FAILOVER_ERRORS:
-            return self._retry("decrypt", lambda obj: obj.decrypt(data, *args, **kwargs))
-
-
-class _Sign(types.SignMixin):
-    def sign(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
-        """Sign on the next HSM that holds the key (python-pkcs11 ``sign``)."""
-        mechanism = kwargs.get("mechanism")
-        if mechanism is not None and mechanism not in mechanisms.SIGN:
-            mechanisms.require(mechanism, mechanisms.SIGN, "sign")
-        try:
-            return self._route("sign").sign(data, *args, **kwargs)
-        except FAILOVER_ERRORS:
-            return self._retry("sign", lambda obj: obj.sign(data, *args, **kwargs))
-
-
-class _Verify(types.VerifyMixin):
-    def verify(self: Any, data: Any, signature: Any, *args: Any, **kwargs: Any) -> Any:
-        """Verify on the next HSM that holds the key (python-pkcs11 ``verify``)."""
-        mechanism = kwargs.get("mechanism")
-        if mechanism is not None and mechanism not in mechanisms.SIGN:
-            mechanisms.require(mechanism, mechanisms.SIGN, "verify")
-        try:
-            return self._route("verify").verify(data, signature, *args, **kwargs)
-        except FAILOVER_ERRORS:
-            return self._retry("verify", lambda obj: obj.verify(data, signature, *args, **kwargs))
-
-
-class _Wrap(types.WrapMixin):
-    def wrap_key(self: Any, key: Any, mechanism: Any = None, mechanism_param: Any = None) -> bytes:
-        """Wrap (export) ``key`` under this key. You must own ``key`` and it must be extractable."""
-        s: ClusterSession = self._s
-        s._require_open()
-        mechanisms.require(mechanism, mechanisms.WRAP, "wrap")
-        if not isinstance(key, ClusterKey):
-            raise LabError(
-                "wrap_key needs a key from this cluster session.",
-                "Find the key with session.get_key(...) first.",
-            )
-        if key._home is None:
-            rec = key._current_record()
-            assert rec is not None
-            rec.require_owner(s.username, "wrap (export)")
-            if not rec.extractable:
-                raise KeyNotExtractable(
-                    f"Key {key.reference} was created with CKA_EXTRACTABLE false; no one can "
-                    "wrap it out of the HSMs.",
-                    "Create keys you need to export with template={Attribute.EXTRACTABLE: True}.",
-                )
-        own = self._current_record()
-        if own is not None:
-            own.require_use(s.username, "wrap")
-        wrapping = self._route("wrap")
-        hsm_id = next(h for h, obj in self._reps if obj is wrapping)
-        target = key._replica_on(hsm_id)
-        if target is None:
-            # C_WrapKey needs both keys on one HSM: pick one that holds both
-            for h, obj in self._reps:
-                cand = key._replica_on(h)
-                if cand is not None:
-                    wrapping, target = obj, cand
-                    break
-        if target is None:
-            raise NoHsmAvailable(
-                "No HSM holds both the wrapping key and the key to wrap.",
-                "Session keys live on one HSM; wrap them with a token key.",
-            )
-        return wrapping.wrap_key(target, mechanism=mechanism, mechanism_param=mechanism_param)
-
-
-class _Unwrap(types.UnwrapMixin):
-    def unwrap_key(
-        self: Any,
-        object_class: ObjectClass,
-        key_type: KeyType,
-        key_data: bytes,
-        id: bytes | None = None,
-        label: str | None = None,
-        mechanism: Any = None,
-        mechanism_param: Any = None,
-        store: bool = False,
-        capabilities: Any = None,
-        template: dict[Attribute, Any] | None = None,
-    ) -> Any:
-        """Unwrap (import) a key; a token key is then copied to every HSM."""
-        s: ClusterSession = self._s
-        mechanisms.require(mechanism, mechanisms.WRAP, "unwrap")
-        rec = self._current_record()
-        if rec is not None:
-            rec.require_use(s.username, "unwrap")
-        unwrapping = self._route("unwrap")
-        hsm_id = next(h for h, obj in self._reps if obj is unwrapping)
-        if not store:  # a session key: make it where this session's session keys live
-            home = s._session_home()
-            there = self._replica_on(home) if home else None
-            if there is not None:
-                unwrapping, hsm_id = there, home
-
-        def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
-            obj = unwrapping.unwrap_key(
-                object_class,
-                key_type,
-                key_data,
-                id=ref_to_id(refs[0]),
-                label=label,
-                mechanism=mechanism,
-                mechanism_param=mechanism_param,
-                store=store,
-                capabilities=capabilities,
-                template={**(template or {}), **internal},
-            )
-            return [obj]
-
-        return s._create(
-            [KeyClass.of(object_class)],
-            key_type,
-            store,
-            id,
-            template,
-            make,
-            prefer=hsm_id,
-            local=False,
-        )[0]
-
-
-class _Derive(types.DeriveMixin):
-    def derive_key(
-        self: Any,
-        key_type: KeyType,
-        key_length: int,
-        id: bytes | None = None,
-        label: str | None = None,
-        store: bool = False,
-        capabilities: Any = None,
-        mechanism: Any = None,
-        mechanism_param: Any = None,
-        template: dict[Attribute, Any] | None = None,
-    ) -> Any:
-        """Derive a key on an HSM that holds this key; a token key is then copied to all."""
-        s: ClusterSession = self._s
-        mechanisms.require(
-            mechanisms.derive_mechanism(mechanism, self[Attribute.KEY_TYPE]),
-            mechanisms.DERIVE,
-            "derive",
-        )
-        rec = self._current_record()
-        if rec is not None:
-            rec.require_use(s.username, "derive")
-        # PKCS#11 (C_DeriveKey): the new key is never-extractable / always-sensitive only if
-        # the base key is, so take the base key's values from its record.
-        inherit = (bool(self[Attribute.NEVER_EXTRACTABLE]), bool(self[Attribute.ALWAYS_SENSITIVE]))
-        base = self._route("derive")
-        hsm_id = next(h for h, obj in self._reps if obj is base)
-        if not store:  # a session key: make it where this session's session keys live
-            home = s._session_home()
-            there = self._replica_on(home) if home else None
-            if there is not None:
-                base, hsm_id = there, home
-
-        def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
-            return [
-                base.derive_key(
-                    key_type,
-                    key_length,
-                    id=ref_to_id(refs[0]),
-                    label=label,
-                    store=store,
-                    capabilities=capabilities,
-                    mechanism=mechanism,
-                    mechanism_param=mechanism_param,
-                    template={**(template or {}), **internal},
-                )
-            ]
-
-        return s._create(
-            [KeyClass.SECRET],
-            key_type,
-            store,
-            id,
-            template,
-            make,
-            prefer=hsm_id,
-            local=False,
-            inherit=inherit,
-        )[0]
-
-
-_MIXINS = {
-    Attribute.ENCRYPT: _Encrypt,
-    Attribute.DECRYPT: _Decrypt,
-    Attribute.SIGN: _Sign,
-    Attribute.VERIFY: _Verify,
-    Attribute.WRAP: _Wrap,
-    Attribute.UNWRAP: _Unwrap,
-    Attribute.DERIVE: _Derive,
-}
-_BASES = {
-    KeyClass.SECRET: types.SecretKey,
-    KeyClass.PUBLIC: types.PublicKey,
-    KeyClass.PRIVATE: types.PrivateKey,
-}
-_CLASS_CACHE: dict[tuple, type] = {}
-
-
-def _key_class(key_class: KeyClass, capabilities: tuple[Attribute, ...]) -> type:
-    cache_key = (key_class, capabilities)
-    klass = _CLASS_CACHE.get(cache_key)
-    if klass is None:
-        base = _BASES[key_class]
-        bases = (ClusterKey, base, *(_MIXINS[c] for c in capabilities))
-        klass = type(base.__name__, bases, {"__module__": __name__})
-        _CLASS_CACHE[cache_key] = klass
-    return klass
-
-
-def _capabilities_of(obj: pkcs11.Object) -> tuple[Attribute, ...]:
-    caps = []
-    for attr in _CAPABILITIES:
-        try:
-            if obj[attr]:
-                caps.append(attr)
-        except (ckr.AttributeTypeInvalid, ckr.AttributeSensitive):
-            continue
-    return tuple(caps)
-
 
 # =========================================================================================
 # domain parameters (EC key pairs)
@@ -743,7 +97,7 @@ class ClusterDomainParameters(types.LocalDomainParameters):
     ) -> tuple[Any, Any]:
         """Generate a key pair on one HSM; token keys are then copied to every HSM."""
         s: ClusterSession = self._session  # type: ignore[assignment]
-        s._check_generate(self._key_type, None, mechanism, public_template, private_template)
+        s.check_generate(self._key_type, None, mechanism, public_template, private_template)
         params = {k: v for k, v in self.params.items() if k != Attribute.KEY_TYPE}
         key_type = self._key_type
 
@@ -765,7 +119,7 @@ class ClusterDomainParameters(types.LocalDomainParameters):
             return [pub, priv]
 
         template = dict(private_template or {})
-        pub, priv = s._create(
+        pub, priv = s.create_keys(
             [KeyClass.PUBLIC, KeyClass.PRIVATE], key_type, store, id, template, make
         )
         return pub, priv
@@ -787,30 +141,30 @@ class ClusterSession(types.Session):
     public keys). Close it with ``close()`` or a ``with`` block.
     """
 
-    def __init__(self, client: Client, user: User | None, rw: bool) -> None:
-        self._client = client
+    def __init__(self, client: ClusterClient, user: User | None, rw: bool) -> None:
+        self.client = client
         self._user = user
         #: The logged-in crypto user ("" for a public session: it sees public keys only).
         self.username = user.username if user is not None else ""
         self._rw = rw
         self._closed = False
         self._tokens = client.tokens
-        self._links: dict[str, HsmLink] = {}
-        self._order: list[str] = []
-        self._gen = -1
-        self._topo = -1
-        self._stamp = 0
+        self.links: dict[str, HsmLink] = {}
+        self.order: list[str] = []
+        self.generation = -1
+        self.topology_version = -1
+        self.stamp = 0
         self._keys: dict[int, ClusterKey] = {}
         self._session_keys: dict[int, ClusterKey] = {}
         self._home_hsm: str | None = None  # where this session's session keys live
         #: python-pkcs11's attribute mapper (``token.open(attribute_mapper=...)``): how
         #: attribute values are packed and unpacked for this session's caller.
         self.attribute_mapper: AttributeMapper = _RAW_MAPPER
-        self._refresh()
+        self.refresh()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._order)} HSM(s)"
-        return f"<ClusterSession {self._client.cluster_id} user={self.username} {state}>"
+        state = "closed" if self._closed else f"{len(self.order)} HSM(s)"
+        return f"<ClusterSession {self.client.cluster_id} user={self.username} {state}>"
 
     def _identity(self) -> Any:
         return ("ClusterSession", id(self))
@@ -820,7 +174,7 @@ class ClusterSession(types.Session):
     @property
     def token(self) -> Any:
         """The cluster's token (one PKCS#11 slot represents the whole cluster)."""
-        return self._client.token
+        return self.client.token
 
     @property
     def closed(self) -> bool:
@@ -847,10 +201,10 @@ class ClusterSession(types.Session):
         if self._closed:
             return
         self._closed = True
-        for link in self._links.values():
+        for link in self.links.values():
             link.close()
-        self._links.clear()
-        self._client._session_closed(self)
+        self.links.clear()
+        self.client.session_closed(self)
 
     def reaffirm_credentials(self, pin: str | bytes) -> None:
         """Not used by CloudHSM."""
@@ -858,14 +212,14 @@ class ClusterSession(types.Session):
 
     def get_objects(self, attrs: dict[Attribute, Any] | None = None) -> Iterator[Any]:
         """Search the keys this user may see (owned, shared, public), like ``C_FindObjects``."""
-        self._require_open()
-        self._fresh()
+        self.require_open()
+        self.refresh_if_stale()
         attrs = dict(attrs or {})
         want_id = attrs.pop(Attribute.ID, None)
-        records = self._client._records()
+        records = self.client.keys.records()
         found: dict[int, tuple[str, pkcs11.Object]] = {}
-        for hsm_id in self._order:
-            link = self._links[hsm_id]
+        for hsm_id in self.order:
+            link = self.links[hsm_id]
             for obj in link.session.get_objects(attrs):
                 try:
                     ref = id_to_ref(obj[Attribute.ID])
@@ -882,10 +236,10 @@ class ClusterSession(types.Session):
                     continue
                 if not rec.visible_to(self.username):
                     continue
-                key = self._token_key(rec, found[ref][1])
+                key = self.token_key(rec, found[ref][1])
             else:
                 try:
-                    key._resolve()
+                    key.resolve()
                 except SessionKeyLost:
                     continue
             if want_id is not None and key[Attribute.ID] != bytes(want_id):
@@ -920,7 +274,7 @@ class ClusterSession(types.Session):
                 link.session.create_object({**attrs, **internal, Attribute.ID: ref_to_id(refs[0])})
             ]
 
-        return self._create(
+        return self.create_keys(
             [KeyClass.of(object_class)],
             key_type,
             store,
@@ -962,7 +316,7 @@ class ClusterSession(types.Session):
         template: dict[Attribute, Any] | None = None,
     ) -> Any:
         """Generate a secret key. ``store=True`` makes a token key, copied to every HSM."""
-        self._check_generate(key_type, key_length, mechanism, template)
+        self.check_generate(key_type, key_length, mechanism, template)
         template = self._raw_template(template)
 
         def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
@@ -980,7 +334,7 @@ class ClusterSession(types.Session):
                 )
             ]
 
-        return self._create([KeyClass.SECRET], key_type, store, id, template, make)[0]
+        return self.create_keys([KeyClass.SECRET], key_type, store, id, template, make)[0]
 
     def _generate_keypair(
         self,
@@ -995,7 +349,7 @@ class ClusterSession(types.Session):
         public_template: dict[Attribute, Any] | None = None,
         private_template: dict[Attribute, Any] | None = None,
     ) -> tuple[Any, Any]:
-        self._check_generate(key_type, key_length, mechanism, public_template, private_template)
+        self.check_generate(key_type, key_length, mechanism, public_template, private_template)
         public_template = self._raw_template(public_template)
         private_template = self._raw_template(private_template)
 
@@ -1017,7 +371,7 @@ class ClusterSession(types.Session):
             )
             return [pub, priv]
 
-        pub, priv = self._create(
+        pub, priv = self.create_keys(
             [KeyClass.PUBLIC, KeyClass.PRIVATE], key_type, store, id, private_template, make
         )
         return pub, priv
@@ -1055,7 +409,7 @@ class ClusterSession(types.Session):
 
     def set_pin(self, old_pin: str | bytes, new_pin: str | bytes) -> None:
         """Change the user's password (PIN format ``user:password`` for both)."""
-        self._client._set_pin(self, old_pin, new_pin)
+        self.client.set_pin(self.username, old_pin, new_pin)
 
     def init_pin(self, pin: str | bytes) -> None:
         """Not supported by CloudHSM's PKCS#11 library (C_InitPIN)."""
@@ -1074,67 +428,67 @@ class ClusterSession(types.Session):
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _require_open(self) -> None:
+    def require_open(self) -> None:
         if self._closed:
             raise SessionClosedError(
                 "This cluster session is closed.", "Log in again: session = client.login(...)."
             )
 
-    def _fresh(self) -> None:
-        self._require_open()
-        client = self._client
-        if self._gen != self._tokens.generation:
+    def refresh_if_stale(self) -> None:
+        self.require_open()
+        client = self.client
+        if self.generation != self._tokens.generation:
             # The library was re-initialized: most likely an HSM (token) was created or
             # deleted in this kernel. Look at the cluster again before routing.
             client.poll(force=True)
-        elif time.monotonic() >= client._next_poll:
+        elif time.monotonic() >= client.topology.next_poll:
             client.poll()
-        if self._gen != self._tokens.generation or self._topo != client._topo_version:
-            self._refresh()
+        stale = self.generation != self._tokens.generation
+        if stale or self.topology_version != client.topology.version:
+            self.refresh()
 
-    def _refresh(self) -> None:
-        client = self._client
+    def refresh(self) -> None:
+        client = self.client
         for _ in range(5):
-            routable = client._routable()
+            routable = client.topology.routable()
             wanted = {h.hsm_id: h for h in routable}
-            for hsm_id in list(self._links):
+            for hsm_id in list(self.links):
                 if hsm_id not in wanted:
-                    self._links.pop(hsm_id).close()
+                    self.links.pop(hsm_id).close()
             dead = []
             for hsm_id, endpoint in wanted.items():
-                link = self._links.get(hsm_id)
+                link = self.links.get(hsm_id)
                 if link is None:
-                    link = self._links[hsm_id] = HsmLink(self._tokens, endpoint)
+                    link = self.links[hsm_id] = HsmLink(self._tokens, endpoint)
                 try:
                     link.session  # noqa: B018 - open now: a missing token is a dead HSM
                 except (TokenNotFound, ckr.TokenNotPresent, ckr.SlotIDInvalid):
                     dead.append(hsm_id)
             if dead:
-                client._mark_down(dead)
+                client.topology.mark_down(dead)
                 continue
             generation = self._tokens.generation
-            if any(link.generation != generation for link in self._links.values()):
+            if any(link.generation != generation for link in self.links.values()):
                 continue  # opening a session re-initialized the library: open them again
             break
-        self._order = [h.hsm_id for h in routable if h.hsm_id in self._links]
-        self._gen = self._tokens.generation
-        self._topo = client._topo_version
-        self._stamp += 1
+        self.order = [h.hsm_id for h in routable if h.hsm_id in self.links]
+        self.generation = self._tokens.generation
+        self.topology_version = client.topology.version
+        self.stamp += 1
 
     def _any_link(self, operation: str) -> HsmLink:
-        self._fresh()
-        if not self._order:
+        self.refresh_if_stale()
+        if not self.order:
             raise NoHsmAvailable(
                 "The cluster has no ACTIVE HSM to serve this request.",
                 "Create an HSM (cloudhsm.create_hsm(...)) and wait for it to become ACTIVE.",
             )
-        client = self._client
-        client._rr += 1
-        hsm_id = self._order[client._rr % len(self._order)]
+        client = self.client
+        hsm_id = self.order[client.topology.next_turn() % len(self.order)]
         client.requests.record(hsm_id, operation)
-        return self._links[hsm_id]
+        return self.links[hsm_id]
 
-    def _raw_value(self, attr: Attribute, value: Any) -> Any:
+    def raw_value(self, attr: Attribute, value: Any) -> Any:
         """``value`` as the layer's HSM sessions expect it (the caller may use a custom mapper)."""
         if self.attribute_mapper is _RAW_MAPPER or value is pkcs11.DEFAULT:
             return value
@@ -1145,7 +499,7 @@ class ClusterSession(types.Session):
     def _raw_template(self, template: dict[Attribute, Any] | None) -> dict[Attribute, Any] | None:
         if template is None or self.attribute_mapper is _RAW_MAPPER:
             return template
-        return {k: self._raw_value(k, v) for k, v in template.items()}
+        return {k: self.raw_value(k, v) for k, v in template.items()}
 
     def _raw_id(self, learner_id: Any) -> bytes:
         """The caller's CKA_ID as bytes (a custom mapper may let it be a str)."""
@@ -1162,7 +516,7 @@ class ClusterSession(types.Session):
                 "token.open(rw=True, user_pin='<username>:<password>').",
             )
 
-    def _check_generate(
+    def check_generate(
         self,
         key_type: Any,
         key_length: int | None,
@@ -1184,22 +538,20 @@ class ClusterSession(types.Session):
                 "Use key_length=2048 (or 3072, 4096).",
             )
 
-    def _session_home(self) -> str | None:
+    def session_home(self) -> str | None:
         """The HSM this session keeps its session keys on (chosen once, round robin).
 
         CloudHSM: session keys live on one HSM. Keeping all of a session's session keys on
         one HSM lets C_WrapKey / C_DeriveKey use any two of them together.
         """
-        self._fresh()
-        if self._home_hsm not in self._links:
-            if not self._order:
+        self.refresh_if_stale()
+        if self._home_hsm not in self.links:
+            if not self.order:
                 return None
-            client = self._client
-            client._rr += 1
-            self._home_hsm = self._order[client._rr % len(self._order)]
+            self._home_hsm = self.order[self.client.topology.next_turn() % len(self.order)]
         return self._home_hsm
 
-    def _token_key(self, rec: KeyRecord, obj: pkcs11.Object | None = None) -> ClusterKey:
+    def token_key(self, rec: KeyRecord, obj: pkcs11.Object | None = None) -> ClusterKey:
         key = self._keys.get(rec.ref)
         if key is None:
             if obj is None:
@@ -1210,8 +562,8 @@ class ClusterSession(types.Session):
         return key
 
     def _any_holder(self, ref: int) -> pkcs11.Object:
-        for hsm_id in self._order:
-            obj = self._links[hsm_id].find(ref)
+        for hsm_id in self.order:
+            obj = self.links[hsm_id].find(ref)
             if obj is not None:
                 return obj
         raise NoHsmAvailable(
@@ -1223,16 +575,16 @@ class ClusterSession(types.Session):
         from labsupport.client.keys import parse_ref
 
         ref = parse_ref(reference)
-        self._require_open()
-        self._fresh()
+        self.require_open()
+        self.refresh_if_stale()
         if ref in self._session_keys:
             return self._session_keys[ref]
-        rec = self._client._records().get(ref)
+        rec = self.client.keys.records().get(ref)
         if rec is None or rec.status is not KeyStatus.OK or not rec.visible_to(self.username):
             raise ckr.NoSuchKey(f"No key {format_ref(ref)} visible to {self.username}.")
-        return self._token_key(rec)
+        return self.token_key(rec)
 
-    def _create(
+    def create_keys(
         self,
         classes: list[KeyClass],
         key_type: Any,
@@ -1252,23 +604,23 @@ class ClusterSession(types.Session):
         ``default_sensitive`` is CKA_SENSITIVE when the template is silent (python-pkcs11's
         templates set it true; C_CreateObject leaves the token's default, false).
         """
-        self._require_open()
+        self.require_open()
         self._require_user("create keys")
-        self._fresh()
+        self.refresh_if_stale()
         template = template or {}
         _refuse_always_authenticate(template)
         requested_extractable = bool(template.get(Attribute.EXTRACTABLE, True))
         requested_sensitive = bool(template.get(Attribute.SENSITIVE, default_sensitive))
         if not store:
-            home = prefer if prefer in self._links else self._session_home()
+            home = prefer if prefer in self.links else self.session_home()
             if home is None:
                 raise NoHsmAvailable(
                     "The cluster has no ACTIVE HSM to create the key on.",
                     "Create an HSM (cloudhsm.create_hsm(...)) and wait for it to become ACTIVE.",
                 )
-            link = self._links[home]
-            self._client.requests.record(home, "generate")
-            refs = [self._client._session_ref() for _ in classes]
+            link = self.links[home]
+            self.client.requests.record(home, "generate")
+            refs = [self.client.keys.new_session_ref() for _ in classes]
             # PKCS#11: CKA_EXTRACTABLE belongs to private and secret keys only (SoftHSM
             # rejects it on a public key with CKR_ATTRIBUTE_TYPE_INVALID).
             public_only = classes == [KeyClass.PUBLIC]
@@ -1305,8 +657,10 @@ class ClusterSession(types.Session):
                 "This is a read-only session; token keys (store=True) need a read/write "
                 "session: client.login(pin) or token.open(rw=True, user_pin=pin)."
             )
-        return self._client._create_token_keys(
-            self,
+        made = self.client.keys.create_token_keys(
+            self.username,
+            self.links,
+            self.order,
             classes,
             key_type,
             self._raw_id(learner_id),
@@ -1316,6 +670,24 @@ class ClusterSession(types.Session):
             local,
             inherit,
         )
+        return [self.token_key(rec, obj) for rec, obj in made]
+
+    def forget_key(self, ref: int) -> None:
+        """Drop cached objects of key ``ref`` (its capabilities changed: list it again)."""
+        self._keys.pop(ref, None)
+        for link in self.links.values():
+            link.forget(ref)
+
+    def forget_session_key(self, ref: int) -> None:
+        """A session key of this session was destroyed."""
+        self._session_keys.pop(ref, None)
+
+    def destroy_token_key(self, ref: int) -> None:
+        """Delete token key ``ref`` from every HSM (owner only)."""
+        self.refresh_if_stale()
+        links = [self.links[h] for h in self.order]
+        self.client.keys.destroy_token_key(self.username, ref, links)
+        self._keys.pop(ref, None)
 
 
 def _refuse_always_authenticate(template: dict[Attribute, Any] | None) -> None:
@@ -1330,37 +702,6 @@ def _refuse_always_authenticate(template: dict[Attribute, Any] | None) -> None:
         )
 
 
-def secrecy_history(
-    obj: pkcs11.Object,
-    extractable: bool,
-    local: bool,
-    inherit: tuple[bool, bool] | None,
-    sensitive: bool | None = None,
-) -> tuple[bool, bool]:
-    """CKA_NEVER_EXTRACTABLE and CKA_ALWAYS_SENSITIVE a real HSM reports for a new key.
-
-    ``obj`` is the key as first made (on the HSM that made it, possibly with
-    CKA_EXTRACTABLE forced true so it can be synchronized); ``extractable`` is what the
-    caller asked for. PKCS#11: a generated key (CKA_LOCAL true) is never-extractable when
-    created non-extractable; an unwrapped or imported key is neither never-extractable nor
-    always-sensitive; a derived key is only if its base key is (``inherit``).
-    ``sensitive`` is CKA_SENSITIVE as the caller asked for it (the copy may have been made
-    sensitive by the layer); None reads it from ``obj``.
-    """
-    try:
-        raw_sensitive = bool(obj[Attribute.SENSITIVE])
-        always = bool(obj[Attribute.ALWAYS_SENSITIVE])
-    except (ckr.AttributeTypeInvalid, ckr.AttributeSensitive):
-        raw_sensitive = always = False
-    sensitive = raw_sensitive if sensitive is None else sensitive and raw_sensitive
-    always = always and sensitive
-    if inherit is not None:
-        return inherit[0] and not extractable, inherit[1] and sensitive
-    if not local:
-        return False, False
-    return not extractable, always
-
-
 def _key_type_name(key_type: Any, obj: pkcs11.Object) -> str:
     try:
         return KeyType(obj[Attribute.KEY_TYPE]).name
@@ -1368,4 +709,4 @@ def _key_type_name(key_type: Any, obj: pkcs11.Object) -> str:
         return KeyType(key_type).name if key_type is not None else "UNKNOWN"
 
 
-__all__ = ["ClusterDomainParameters", "ClusterKey", "ClusterSession", "sync"]
+__all__ = ["ClusterDomainParameters", "ClusterKey", "ClusterSession"]

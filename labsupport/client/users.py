@@ -12,7 +12,6 @@ password with ``user change-password``.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import re
@@ -29,24 +28,13 @@ from labsupport.client.errors import (
     UserError,
     UserLocked,
 )
+from labsupport.client.roles import Role
 
 MAX_FAILED_LOGINS = 5
 USERNAME_MAX = 31
 PASSWORD_MIN, PASSWORD_MAX = 7, 32
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
-
-
-class Role(str, enum.Enum):
-    """A CloudHSM user role, spelled as CloudHSM CLI prints it."""
-
-    ADMIN = "admin"
-    CRYPTO_USER = "crypto-user"
-    UNACTIVATED_ADMIN = "unactivated-admin"
-    APPLIANCE = "internal(APPLIANCE_USER)"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
