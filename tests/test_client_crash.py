@@ -206,7 +206,7 @@ def test_pending_key_that_no_hsm_holds_is_rolled_back(workspace):
 def test_interrupted_delete_is_finished(workspace):
     lab = build(workspace, 2)
     key = make_aes(lab.login("alice"), "half-deleted")
-    lab.client._update_record(key.handle, status=KeyStatus.DELETING.value)
+    lab.client.keys.update(key.handle, status=KeyStatus.DELETING.value)
     report = lab.client.reconcile(progress=False)
     assert report.deleted == [key.reference]
     assert all(key.handle not in refs for refs in token_refs(lab.client).values())
@@ -221,7 +221,7 @@ def test_half_made_key_pair_is_rolled_back_whole(workspace):
     for hsm_id in priv.hsms:
         session.links[hsm_id].find(priv.handle).destroy()
     for ref in (pub.handle, priv.handle):
-        lab.client._update_record(ref, status=KeyStatus.PENDING.value)
+        lab.client.keys.update(ref, status=KeyStatus.PENDING.value)
     report = lab.client.reconcile(progress=False)
     assert sorted(report.rolled_back) == sorted([pub.reference, priv.reference])
     assert_consistent(lab.client)

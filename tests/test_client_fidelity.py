@@ -318,3 +318,32 @@ def test_attribute_mapper_is_honoured(lab):
     with lab.client.token.open(user_pin="alice:alice-pass-1", attribute_mapper=mapper) as s:
         key = s.generate_key(KeyType.AES, 128, id="SAMPLE KEY")
         assert key[Attribute.ID] == "SAMPLE KEY"
+
+
+def test_bulk_attribute_read_is_partial_like_python_pkcs11(lab):
+    """python-pkcs11 test_sessions::test_bulk_attribute_*: refused attributes are left out;
+    only when nothing can be read is the error raised."""
+    session = lab.login("alice")
+    key = session.generate_key(KeyType.AES, 128, label="")
+    assert key.get_attributes([Attribute.LABEL, Attribute.CLASS, Attribute.VALUE]) == {
+        Attribute.LABEL: "",
+        Attribute.CLASS: ObjectClass.SECRET_KEY,
+    }
+    with pytest.raises(ckr.AttributeSensitive):
+        key.get_attributes([Attribute.VALUE])
+
+
+def test_set_pin_like_python_pkcs11(lab):
+    """python-pkcs11 test_sessions::test_set_pin through the cluster (user:password PINs)."""
+    old, new = "alice:alice-pass-1", "alice:alice-pass-156"
+    with lab.client.token.open(rw=True, user_pin=old) as session:
+        session.set_pin(old, new)
+    with lab.client.token.open(rw=True, user_pin=new) as session:
+        session.set_pin(new, old)
+        with pytest.raises(AttributeError):
+            session.set_pin(None, new)
+        with pytest.raises(ckr.PinLenRange):
+            session.set_pin(old, "")
+        with pytest.raises(ckr.PinIncorrect):
+            session.set_pin("", new)
+    lab.login("alice").close()

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pkcs11 import Attribute
+from pkcs11 import exceptions as ckr
 
 from labsupport.client import config as _config
 from labsupport.client import resolver, sync
@@ -33,6 +34,7 @@ from labsupport.client.clustertoken import ClusterSlot, ClusterToken
 from labsupport.client.endpoints import ClusterView, HsmEndpoint
 from labsupport.client.errors import (
     KeyAvailabilityError,
+    LoginFailed,
     UserError,
     WrongRole,
 )
@@ -40,7 +42,15 @@ from labsupport.client.keystore import KeyStore
 from labsupport.client.library import ClusterLibrary
 from labsupport.client.session import ClusterSession
 from labsupport.client.topology import Topology
-from labsupport.client.users import Role, User, UserDirectory, normalize_username, split_pin
+from labsupport.client.users import (
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    Role,
+    User,
+    UserDirectory,
+    normalize_username,
+    split_pin,
+)
 from labsupport.errors import LabError
 from labsupport.hsm.tokens import TokenStore, token_store
 from labsupport.workspace.home import Workspace
@@ -214,8 +224,22 @@ class Client:
 
     def set_pin(self, username: str, old_pin: str | bytes, new_pin: str | bytes) -> None:
         """Change ``username``'s own password (``C_SetPIN`` with ``user:password`` PINs)."""
+        if old_pin is None or new_pin is None:  # as python-pkcs11 fails on a real library
+            raise AttributeError("set_pin needs both PINs ('<user>:<password>')")
+        if not new_pin:
+            raise ckr.PinLenRange("The new PIN is empty (CKR_PIN_LEN_RANGE).")
+        if ":" not in (old_pin.decode() if isinstance(old_pin, bytes) else old_pin):
+            raise LoginFailed(
+                "The old PIN is not this user's '<username>:<password>' (CKR_PIN_INCORRECT).",
+                "Pass your current PIN as the first argument.",
+            )
         old_user, old_password = split_pin(old_pin)
         new_user, new_password = split_pin(new_pin)
+        if not PASSWORD_MIN <= len(new_password) <= PASSWORD_MAX:
+            raise ckr.PinLenRange(
+                f"CloudHSM passwords are {PASSWORD_MIN} to {PASSWORD_MAX} characters "
+                "(CKR_PIN_LEN_RANGE)."
+            )
         if normalize_username(old_user) != username or normalize_username(new_user) != username:
             raise UserError(
                 "set_pin changes the logged-in user's own password.",

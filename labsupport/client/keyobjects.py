@@ -383,8 +383,16 @@ class ClusterKey:
                 k: mapper.unpack_attributes(k, _RAW_MAPPER.pack_attribute(k, v))
                 for k, v in out.items()
             }
+        refused: list[ckr.PKCS11Error] = []
         for k in special:
-            out[k] = self[k]
+            # python-pkcs11's partial success: a sensitive or absent attribute is left out,
+            # and the error is raised only when nothing at all could be read
+            try:
+                out[k] = self[k]
+            except (ckr.AttributeSensitive, ckr.AttributeTypeInvalid) as exc:
+                refused.append(exc)
+        if refused and not out:
+            raise refused[0]
         return out
 
     def __setitem__(self, attr: Attribute, value: Any) -> None:
