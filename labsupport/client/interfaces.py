@@ -55,6 +55,8 @@ class ClusterSessionLike(Protocol):
     """A cluster session, as its key objects use it (routing state and key creation)."""
 
     client: ClusterClient
+    topology: Topology
+    requests: RequestLog
     username: str
     links: dict[str, Any]
     order: list[str]

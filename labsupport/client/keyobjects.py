@@ -138,6 +138,9 @@ class ClusterKey:
         self._deleted = False  # session keys: destroyed by the user (not lost with an HSM)
         self._stamp = -1
         self._rr = 0
+        # the last mechanisms checked against CloudHSM's list (encrypt/decrypt, sign/verify)
+        self._enc_ok: Any = None
+        self._sign_ok: Any = None
         self._reps: list[tuple[str, pkcs11.Object]] = []
 
     # -- identity ---------------------------------------------------------------------
@@ -257,8 +260,8 @@ class ClusterKey:
     def _route(self, operation: str) -> pkcs11.Object:
         # The hot path of every operation: keep it to a few attribute reads.
         s = self._s
-        client = s.client
-        if s.generation != _LIBRARY.generation or s.topology_version != client.topology.version:
+        topology = s.topology
+        if s.generation != _LIBRARY.generation or s.topology_version != topology.version:
             s.refresh_if_stale()
         if self._stamp != s.stamp:
             self.resolve()
@@ -268,10 +271,10 @@ class ClusterKey:
         else:
             self._rr += 1  # round robin per key
             hsm_id, obj = reps[self._rr % len(reps)]
-        log = client.requests
+        log = s.requests
         log.record(hsm_id, operation)
-        if not log.total & 31 and _monotonic() >= client.topology.next_poll:
-            client.poll()  # look for cluster changes now and then (applies from the next call)
+        if not log.total & 31 and _monotonic() >= topology.next_poll:
+            topology.poll()  # look for cluster changes now and then (applies from the next call)
         return obj
 
     def _retry(self, operation: str, call: Callable[[pkcs11.Object], Any]) -> Any:
@@ -471,8 +474,9 @@ class _Encrypt(types.EncryptMixin):
     def encrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
         """Encrypt on the next HSM that holds the key (python-pkcs11 ``encrypt``)."""
         mechanism = kwargs.get("mechanism")
-        if mechanism is not None and mechanism not in mechanisms.ENCRYPT:
+        if mechanism is not None and mechanism is not self._enc_ok:
             mechanisms.require(mechanism, mechanisms.ENCRYPT, "encrypt")
+            self._enc_ok = mechanism  # the same mechanism next time: no set lookup
         try:
             return self._route("encrypt").encrypt(data, *args, **kwargs)
         except FAILOVER_ERRORS:
@@ -483,8 +487,9 @@ class _Decrypt(types.DecryptMixin):
     def decrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
         """Decrypt on the next HSM that holds the key (python-pkcs11 ``decrypt``)."""
         mechanism = kwargs.get("mechanism")
-        if mechanism is not None and mechanism not in mechanisms.ENCRYPT:
+        if mechanism is not None and mechanism is not self._enc_ok:
             mechanisms.require(mechanism, mechanisms.ENCRYPT, "decrypt")
+            self._enc_ok = mechanism  # the same mechanism next time: no set lookup
         try:
             return self._route("decrypt").decrypt(data, *args, **kwargs)
         except FAILOVER_ERRORS:
@@ -495,8 +500,9 @@ class _Sign(types.SignMixin):
     def sign(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
         """Sign on the next HSM that holds the key (python-pkcs11 ``sign``)."""
         mechanism = kwargs.get("mechanism")
-        if mechanism is not None and mechanism not in mechanisms.SIGN:
+        if mechanism is not None and mechanism is not self._sign_ok:
             mechanisms.require(mechanism, mechanisms.SIGN, "sign")
+            self._sign_ok = mechanism  # the same mechanism next time: no set lookup
         try:
             return self._route("sign").sign(data, *args, **kwargs)
         except FAILOVER_ERRORS:
@@ -507,8 +513,9 @@ class _Verify(types.VerifyMixin):
     def verify(self: Any, data: Any, signature: Any, *args: Any, **kwargs: Any) -> Any:
         """Verify on the next HSM that holds the key (python-pkcs11 ``verify``)."""
         mechanism = kwargs.get("mechanism")
-        if mechanism is not None and mechanism not in mechanisms.SIGN:
+        if mechanism is not None and mechanism is not self._sign_ok:
             mechanisms.require(mechanism, mechanisms.SIGN, "verify")
+            self._sign_ok = mechanism  # the same mechanism next time: no set lookup
         try:
             return self._route("verify").verify(data, signature, *args, **kwargs)
         except FAILOVER_ERRORS:

@@ -149,6 +149,9 @@ class ClusterSession(types.Session):
         self._rw = rw
         self._closed = False
         self._tokens = client.tokens
+        #: The client's topology and request log (read on every routed operation).
+        self.topology = client.topology
+        self.requests = client.requests
         self.links: dict[str, HsmLink] = {}
         self.order: list[str] = []
         self.generation = -1
