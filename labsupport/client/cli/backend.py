@@ -44,7 +44,8 @@ def all_records(client: Any) -> list[KeyRecord]:
     from labsupport.client.keys import KeyStatus
 
     return sorted(
-        (r for r in client._records().values() if r.status is KeyStatus.OK), key=lambda r: r.ref
+        (r for r in client.keys.records().values() if r.status is KeyStatus.OK),
+        key=lambda r: r.ref,
     )
 
 
