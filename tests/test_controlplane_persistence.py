@@ -89,12 +89,26 @@ def test_reads_do_not_write(workspace: Any, cloudhsm: Any, ec2: Any) -> None:
 
 def test_state_survives_a_damaged_file(workspace: Any, cloudhsm: Any, ec2: Any) -> None:
     first = new_cluster(cloudhsm, ec2)
-    second = new_cluster(cloudhsm, ec2)  # the write that keeps `first` in the backup copy
+    second = new_cluster(cloudhsm, ec2)
     (workspace.state_dir / "cloudhsmv2.json").write_text("{broken")
-    with pytest.warns(RuntimeWarning, match="damaged"):
+    with pytest.warns(RuntimeWarning, match="restored its last committed version"):
+        ids = [c["ClusterId"] for c in cloudhsm.describe_clusters()["Clusters"]]
+    assert ids == [first, second]  # nothing committed is lost
+
+
+@pytest.mark.parametrize("damage", ["{}", '{"clusters": []}', '{"clusters": {"c": {}}}', "[1]"])
+def test_wrong_shape_is_restored_with_one_line(
+    workspace: Any, cloudhsm: Any, ec2: Any, damage: str
+) -> None:
+    first = new_cluster(cloudhsm, ec2)
+    (workspace.state_dir / "cloudhsmv2.json").write_text(damage)
+    if damage == "{}":  # a valid, empty document: no clusters, no error
+        assert cloudhsm.describe_clusters()["Clusters"] == []
+        return
+    with pytest.warns(RuntimeWarning) as seen:
         ids = [c["ClusterId"] for c in cloudhsm.describe_clusters()["Clusters"]]
     assert ids == [first]
-    assert second not in ids
+    assert len(seen) == 1 and "restored its last committed version" in str(seen[0].message)
 
 
 def test_waiter_follows_the_clock(workspace: Any, monkeypatch: Any) -> None:

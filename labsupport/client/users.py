@@ -213,7 +213,14 @@ class UserDirectory:
         (CKR_PIN_LOCKED). ``role``, when given, must match the user's role.
         """
         self._require_active()
-        name = normalize_username(username)
+        try:
+            name = normalize_username(username)
+        except UserError:
+            # Never echo it: a PIN typed <password>:<username> puts the password here.
+            raise LoginFailed(
+                "Login failed: the part of the PIN before ':' is not a valid user name.",
+                "The PIN is <username>:<password>, user name first; check the order.",
+            ) from None
         # Fast path, no write: a user in good standing with the right password (the count
         # of failures is already zero, so there is nothing to record).
         known = self.store.read().get("users", {}).get(name)
@@ -229,9 +236,11 @@ class UserDirectory:
         with self.store.update() as data:
             rec = data["users"].get(name)
             if rec is None or Role(rec["role"]) in (Role.APPLIANCE, Role.UNACTIVATED_ADMIN):
+                # Not named either: an unknown "user" may be a password typed first.
                 raise LoginFailed(
-                    f"Login failed for {name}: no such user or wrong password.",
-                    "Check the user name with `user list` and try again.",
+                    "Login failed: no such user or wrong password.",
+                    "Check the user name with `user list`; the PIN is <username>:<password>, "
+                    "user name first.",
                 )
             if role is not None and Role(role) is not Role(rec["role"]):
                 raise LoginFailed(

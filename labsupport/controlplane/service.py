@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import warnings
 from typing import Any
@@ -33,6 +34,7 @@ from labsupport.controlplane.cluster import (
     record_owner,
     schedule,
 )
+from labsupport.controlplane.reconcile import reconcile
 from labsupport.controlplane.states import (
     BackupState,
     ClusterMode,
@@ -263,6 +265,9 @@ class CloudHsmV2Service(JsonService):
     def __init__(self, workspace: Workspace, region: str) -> None:
         super().__init__(workspace, region)
         self.plane = ControlPlane(workspace)
+        # Finish or roll back whatever a killed process left half-done (cheap when
+        # nothing is: no lock, no PKCS#11).
+        reconcile(workspace)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -601,14 +606,6 @@ class CloudHsmV2Service(JsonService):
 
             hsm_id = ids.hsm_id()
             first = state is ClusterState.UNINITIALIZED
-            identity = hardware.provision_hsm(
-                self.workspace,
-                hsm_id,
-                owner=record_owner(rec),
-                mode=rec["mode"],
-                now=now,
-                with_cluster_key=first,
-            )
             hsm = {
                 "id": hsm_id,
                 "az": az,
@@ -620,13 +617,36 @@ class CloudHsmV2Service(JsonService):
                 "state_message": "The HSM is being created.",
                 "created": now,
                 "token": hsm_id,
-                "serial": identity.serial,
-                "holds_cluster_key": first,
-                "aws_hw_cert": identity.aws_hardware_certificate,
-                "mfr_hw_cert": identity.manufacturer_hardware_certificate,
+                "intent": "create",
+                "next": [],
             }
-            schedule(hsm, now, (HsmState.ACTIVE.value, Step.HSM_CREATE, "HSM created."))
             rec["hsms"][hsm_id] = hsm
+            self.plane.commit(data)  # the intent is durable before SoftHSM changes
+            try:
+                identity = hardware.provision_hsm(
+                    self.workspace,
+                    hsm_id,
+                    owner=record_owner(rec),
+                    mode=rec["mode"],
+                    now=now,
+                    with_cluster_key=first,
+                )
+            except BaseException:
+                # Roll back at once (a KeyboardInterrupt too); a SIGKILL is rolled back
+                # by the next reconcile instead.
+                with contextlib.suppress(Exception):
+                    hardware.decommission_hsm(self.workspace, hsm_id)
+                del rec["hsms"][hsm_id]
+                self.plane.commit(data)
+                raise
+            del hsm["intent"]
+            hsm.update(
+                serial=identity.serial,
+                holds_cluster_key=first,
+                aws_hw_cert=identity.aws_hardware_certificate,
+                mfr_hw_cert=identity.manufacturer_hardware_certificate,
+            )
+            schedule(hsm, now, (HsmState.ACTIVE.value, Step.HSM_CREATE, "HSM created."))
             if first:
                 rec["pki"] = {
                     "csr": identity.cluster_csr,
@@ -657,10 +677,15 @@ class CloudHsmV2Service(JsonService):
             hsm = matches[0]
             if hsm["state"] == HsmState.DELETE_IN_PROGRESS:
                 raise invalid(f"HSM {hsm['id']} is already being deleted.")
-            hardware.decommission_hsm(self.workspace, hsm["token"])
             hsm["state"] = HsmState.DELETE_IN_PROGRESS.value
             hsm["state_message"] = "The HSM is being deleted."
-            schedule(hsm, now, (HsmState.DELETED.value, Step.HSM_DELETE, "HSM deleted."))
+            hsm["intent"] = "delete"
+            hsm["next"] = []
+            self.plane.commit(data)  # the intent is durable before the token goes
+            hardware.decommission_hsm(self.workspace, hsm["token"])
+            del hsm["intent"]
+            # The lab-clock wait starts once the token is gone.
+            schedule(hsm, self._now(), (HsmState.DELETED.value, Step.HSM_DELETE, "HSM deleted."))
             if (
                 rec["pki"].get("csr_hsm") == hsm["id"]
                 and rec["state"] == ClusterState.UNINITIALIZED
