@@ -175,11 +175,7 @@ def test_using_a_deleted_key_says_it_was_deleted(lab, store):
 def test_session_key_lost_with_its_hsm_still_says_so(lab):
     session = lab.login("alice")
     key = session.generate_key(KeyType.AES, 256, label="lost", store=False)
-    # Re-reading the token directory (after another process deleted an HSM's token)
-    # re-initializes PKCS#11 in this kernel; creating a token no longer does (#16).
-    from labsupport.hsm import token_store
-
-    token_store(lab.workspace).refresh()
+    lab.cluster.add_hsm()  # creating a token re-initializes PKCS#11 in this kernel
     with pytest.raises(SessionKeyLost, match="went away"):
         key.encrypt(b"x" * 16, mechanism=Mechanism.AES_ECB)
 

@@ -97,7 +97,7 @@ def test_create_hsm_errors(cloudhsm: Any, ec2: Any) -> None:
         errors.CloudHsmInvalidRequestException, match=f"no subnet in Availability Zone {other_az}"
     ):
         cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone=other_az)
-    with pytest.raises(errors.CloudHsmInvalidRequestException, match="AvailabilityZone"):
+    with pytest.raises(errors.CloudHsmInvalidRequestException, match="availabilityZone"):
         cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone="moon-1a")
     with pytest.raises(errors.CloudHsmResourceNotFoundException):
         cloudhsm.create_hsm(ClusterId="cluster-ccccccccccc", AvailabilityZone=zones[0])

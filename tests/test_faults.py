@@ -132,7 +132,8 @@ def _start(code: str, workspace: Workspace, *args: str) -> subprocess.Popen[str]
 
 def _half_done(workspace: Workspace) -> int:
     """Intents and temp files a kill left (read without repairing anything)."""
-    data = json.loads((workspace.state_dir / "cloudhsmv2.json").read_text() or "{}")
+    plane = workspace.state_dir / "cloudhsmv2.json"
+    data = json.loads(plane.read_text() or "{}") if plane.exists() else {}
     hsms = [h for c in data.get("clusters", {}).values() for h in c.get("hsms", {}).values()]
     tokens_path = workspace.state_dir / "tokens.json"
     tokens = json.loads(tokens_path.read_text()) if tokens_path.exists() else {}

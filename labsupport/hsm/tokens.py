@@ -304,6 +304,10 @@ class TokenStore:
             rec = TokenRecord(**{**asdict(rec), "serial": serial, "status": TokenStatus.READY})
             with self._state.update() as data:
                 data[label] = rec.to_json()
+        # The new token is usable in this process already, but the client layer learns of
+        # HSM changes through `generation` (it reopens its sessions and re-reads the
+        # cluster), so re-read the token directory as every other change does.
+        self.refresh()
         return rec
 
     def delete(self, label: str) -> None:
