@@ -65,7 +65,7 @@ def subnets(workspace: Workspace) -> list[str]:
     return [s["SubnetId"] for s in sorted(found, key=lambda s: s["AvailabilityZone"])[:2]]
 
 
-@pytest.mark.parametrize("value", ["\u00b2", "\u0663\u0660", "1000", ""])  # ², ٣٠
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663\u0660", "1000"])  # ², ٣٠
 def test_retention_value_outside_the_model_pattern(
     cloudhsm: Any, subnets: list[str], value: str
 ) -> None:
@@ -81,8 +81,8 @@ def test_retention_value_outside_the_model_pattern(
 
 def test_model_limits_enums_and_patterns(cloudhsm: Any, subnets: list[str]) -> None:
     invalid = cloudhsm.exceptions.CloudHsmInvalidRequestException
-    with pytest.raises(invalid, match="greater than or equal to 1"):
-        cloudhsm.describe_clusters(MaxResults=0)
+    with pytest.raises(invalid, match="less than or equal to 25"):
+        cloudhsm.describe_clusters(MaxResults=26)  # botocore itself checks only minimums
     with pytest.raises(invalid, match="enum value set"):
         cloudhsm.create_cluster(HsmType="hsm2m.medium", SubnetIds=subnets, Mode="SORTA")
     with pytest.raises(cloudhsm.exceptions.CloudHsmTagException, match=r"tagList\.1\.value"):

@@ -79,17 +79,9 @@ def client(
         config = config.merge(kwargs.pop("config"))
     aws_client = _session().client(service, region_name=region, config=config, **kwargs)
     aws_client.meta.events.register(f"before-send.{service}", simulator.handle)
-    validation.install(aws_client, service)
+    if not isinstance(simulator, JsonService):
+        validation.install(aws_client, service)  # query protocol: check the call's arguments
     return aws_client
-
-
-@functools.cache
-def known_regions(service: str) -> list[str]:
-    """Regions (all partitions) where botocore's endpoint data lists ``service``."""
-    regions: list[str] = []
-    for partition in _session().get_available_partitions():
-        regions += _session().get_available_regions(service, partition_name=partition)
-    return regions
 
 
 __all__ = ["AwsServiceError", "JsonService", "client", "known_regions", "simulated_services"]

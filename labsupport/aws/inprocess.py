@@ -95,6 +95,13 @@ class JsonService:
                 f"{operation} is not simulated by CloudHSM Lab; "
                 f"the simulated {self.service_name} supports: {', '.join(self.operations())}.",
             )
+        violations = validation.validate(
+            validation.operation_model(self.service_name, operation), params, wire=True
+        )
+        if violations:
+            raise AwsServiceError(
+                validation.error_code(self.service_name, violations), validation.message(violations)
+            )
         return method(params)
 
     @classmethod

@@ -9,9 +9,10 @@ and answer a violation with a 400 error whose message follows one format::
     satisfy constraint: Member must satisfy regular expression pattern: [0-9]+
 
 :func:`validate` walks an operation's input shape against the caller's parameters and
-returns every violation in that format; :func:`install` hooks it into a boto3 client
-(``before-parameter-build``), so the lab checks the same constraints for cloudhsmv2, ec2
-and kms from the model instead of hand-copied regexes. Sensitive members and blobs are
+returns every violation in that format. The JSON simulators (cloudhsmv2, kms) run it on
+each request they receive; :func:`install` runs it in the boto3 client for ec2 (query
+protocol). So the lab checks the same constraints for cloudhsmv2, ec2 and kms from the
+model instead of hand-copied regexes. Sensitive members and blobs are
 never echoed (``Value '***' at 'plaintext' …``), as AWS does.
 
 Values of the wrong Python type are skipped here: botocore's own validation reports them
@@ -20,6 +21,8 @@ right after. Semantic checks the model cannot express stay in each simulator.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import re
 import unicodedata
@@ -140,7 +143,7 @@ def _violation(value: Any, shape: Shape, path: str, constraint: str) -> str:
     return f"{_show(value, shape)} at '{path}' failed to satisfy constraint: {constraint}"
 
 
-def _check(value: Any, shape: Shape, path: str, out: list[str]) -> None:
+def _check(value: Any, shape: Shape, path: str, out: list[str], wire: bool = False) -> None:
     kind = shape.type_name
     meta = shape.metadata
     if kind == "structure":
@@ -149,22 +152,22 @@ def _check(value: Any, shape: Shape, path: str, out: list[str]) -> None:
         for name, member in shape.members.items():
             if name in value and value[name] is not None:
                 camel = name[:1].lower() + name[1:]  # AWS names members in lowerCamelCase
-                _check(value[name], member, f"{path}.{camel}" if path else camel, out)
+                _check(value[name], member, f"{path}.{camel}" if path else camel, out, wire)
         return
     if kind == "list":
         if not isinstance(value, (list, tuple)):
             return
         _size(value, shape, path, out, "length")
         for i, item in enumerate(value):
-            _check(item, shape.member, f"{path}.{i + 1}", out)
+            _check(item, shape.member, f"{path}.{i + 1}", out, wire)
         return
     if kind == "map":
         if not isinstance(value, dict):
             return
         _size(value, shape, path, out, "length")
         for key, item in value.items():
-            _check(key, shape.key, f"{path}.key", out)
-            _check(item, shape.value, f"{path}.{key}", out)
+            _check(key, shape.key, f"{path}.key", out, wire)
+            _check(item, shape.value, f"{path}.{key}", out, wire)
         return
     if kind == "string":
         if not isinstance(value, str):
@@ -193,7 +196,10 @@ def _check(value: Any, shape: Shape, path: str, out: list[str]) -> None:
         return
     if kind == "blob":
         if isinstance(value, str):
-            value = value.encode("utf-8")
+            try:  # on the wire (JSON protocols) a blob is base64 text
+                value = base64.b64decode(value, validate=True) if wire else value.encode()
+            except (ValueError, binascii.Error):
+                return  # the simulator reports malformed base64 itself
         if isinstance(value, (bytes, bytearray)):
             _size(value, shape, path, out, "length")
         return
@@ -240,14 +246,27 @@ def _size(value: Any, shape: Shape, path: str, out: list[str], what: str) -> Non
         )
 
 
-def validate(operation: OperationModel, params: dict[str, Any]) -> list[str]:
-    """Every constraint ``params`` violate in ``operation``'s input shape (AWS wording)."""
+def validate(operation: OperationModel, params: dict[str, Any], wire: bool = False) -> list[str]:
+    """Every constraint ``params`` violate in ``operation``'s input shape (AWS wording).
+
+    ``wire`` means ``params`` is the decoded JSON body a simulator received (blobs are
+    base64 text) rather than the Python arguments of a boto3 call.
+    """
     shape = operation.input_shape
     if shape is None:
         return []
     out: list[str] = []
-    _check(params, shape, "", out)
+    _check(params, shape, "", out, wire)
     return out
+
+
+def error_code(service: str, violations: list[str]) -> str:
+    """The modeled error ``service`` answers ``violations`` with."""
+    default = VALIDATION_ERROR.get(service, "ValidationException")
+    specific = PATH_ERRORS.get(service, {})
+    paths = {v.split(" at '", 1)[1].split("'", 1)[0].split(".", 1)[0] for v in violations}
+    codes = {specific.get(p, default) for p in paths}
+    return codes.pop() if len(codes) == 1 else default
 
 
 def message(violations: list[str]) -> str:
@@ -260,19 +279,18 @@ def message(violations: list[str]) -> str:
 def install(client: Any, service: str) -> None:
     """Validate every call of boto3 ``client`` against its model before it is sent.
 
-    A violation raises the service's modeled validation error (``client.exceptions.<Code>``
-    when the model has that shape, else a ``ClientError`` with that code), HTTP 400.
+    For query-protocol services (ec2), whose flattened wire parameters no longer match the
+    model's shapes; JSON services validate the request they receive instead (see
+    :meth:`labsupport.aws.inprocess.JsonService.dispatch`), so a refused call is still a
+    request the service saw — as on AWS, where it is billed and logged. A violation raises
+    the service's modeled validation error, HTTP 400.
     """
-    default = VALIDATION_ERROR.get(service, "ValidationException")
-    specific = PATH_ERRORS.get(service, {})
 
     def before_build(params: dict[str, Any], model: OperationModel, **_: Any) -> None:
         violations = validate(model, params)
         if not violations:
             return
-        paths = {v.split(" at '", 1)[1].split(".", 1)[0].split("'", 1)[0] for v in violations}
-        codes = {specific.get(p, default) for p in paths}
-        code = codes.pop() if len(codes) == 1 else default
+        code = error_code(service, violations)
         response = {
             "Error": {"Code": code, "Message": message(violations)},
             "ResponseMetadata": {"HTTPStatusCode": 400},

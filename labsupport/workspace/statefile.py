@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -247,15 +248,20 @@ class StateFile:
                 return self._parse(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError, UnicodeDecodeError):
                 pass
-            quarantine = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            if self.path.exists():
-                os.replace(self.path, quarantine)
             try:
                 data = self._parse(self.backup.read_text(encoding="utf-8"))
                 saved = time.strftime("%H:%M:%S", time.localtime(self.backup.stat().st_mtime))
             except (OSError, ValueError, UnicodeDecodeError):
                 data = None
+            stamp = self._stamp()
+            quarantine = self.path.with_name(
+                f"{self.path.name}.corrupt-{stamp[0] // 10**9 if stamp else int(time.time())}"
+            )
             if data is None:
+                # Keep the damaged file where it is: every call says the same until a reset
+                # (never silently continue with an empty state).
+                if self.path.exists() and not quarantine.exists():
+                    shutil.copyfile(self.path, quarantine)
                 raise CorruptStateError(
                     f"The state file {self.path.name} is damaged ({reason}) and has no usable "
                     f"copy of its last committed version. The damaged file was kept as "
@@ -263,6 +269,8 @@ class StateFile:
                     "Run `python -m labsupport reset` (or lab.reset() in the notebook) to start "
                     "this part of the lab again from a clean state.",
                 ) from exc
+            if self.path.exists():
+                os.replace(self.path, quarantine)
             self._write(data)
         warnings.warn(
             f"{self.path.name} was damaged ({reason}); restored its last committed version "
