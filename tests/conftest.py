@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import tempfile
@@ -13,12 +12,6 @@ import pytest
 from labsupport.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# Set at import time, not only in a fixture: nbval starts a notebook's kernel (collector
-# setup) before any fixture runs, and that kernel must not use the shared ~/.cloudhsm-lab.
-_IMPORT_HOME = tempfile.mkdtemp(prefix="cloudhsm-lab-tests-")
-os.environ["CLOUDHSM_LAB_HOME"] = _IMPORT_HOME
-atexit.register(shutil.rmtree, _IMPORT_HOME, True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
