@@ -28,7 +28,13 @@ from labsupport import aws
 from labsupport.controlplane import quickstart
 from labsupport.controlplane.cluster import ControlPlane
 from labsupport.controlplane.records import has_intents
-from labsupport.hsm.tokens import TokenPurpose, TokenStatus, TokenStore, serial_of_dir
+from labsupport.hsm.tokens import (
+    TokenPurpose,
+    TokenStatus,
+    TokenStore,
+    firmware_session,
+    serial_of_dir,
+)
 from labsupport.workspace import Workspace
 
 LONG = os.environ.get("CLOUDHSM_LAB_FAULTS") == "long"
@@ -252,7 +258,7 @@ def test_truncated_tokens_json_keeps_every_token_openable(workspace: Workspace) 
     with pytest.warns(RuntimeWarning, match="restored its last committed version"):
         assert sorted(TokenStore(workspace).records()) == labels
     for label in labels:  # the newest HSM's token too
-        TokenStore(workspace).open_session(label).close()
+        firmware_session(TokenStore(workspace), label).close()
     assert_consistent(workspace)
 
 
