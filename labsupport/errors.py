@@ -34,3 +34,7 @@ class TokenNotFound(LabError):
 
 class LessonOrderError(LabError):
     """A step was run before the step it depends on."""
+
+
+class LockTimeout(WorkspaceError):
+    """Another process held a workspace lock for too long (the message names it)."""

@@ -94,7 +94,7 @@ def ungcm(key: Any, data: bytes, iv: bytes = b"\x00" * 12) -> bytes:
 def token_refs(client: chsm.Client) -> dict[str, dict[int, int]]:
     """Ground truth per ACTIVE HSM: key reference → number of objects on the token."""
     out = {}
-    for endpoint in client._describe().usable_hsms:
+    for endpoint in client.topology.describe().usable_hsms:
         link = HsmLink(client.tokens, endpoint)
         out[endpoint.hsm_id] = {ref: len(objs) for ref, objs in link.index().items()}
         link.close()
@@ -103,7 +103,7 @@ def token_refs(client: chsm.Client) -> dict[str, dict[int, int]]:
 
 def assert_consistent(client: chsm.Client) -> None:
     """Every recorded key is OK and on every ACTIVE HSM exactly once; no unrecorded keys."""
-    records = client._records()
+    records = client.keys.records()
     for ref, rec in records.items():
         assert rec.status is KeyStatus.OK, f"{format_ref(ref)} is {rec.status}"
     for hsm_id, refs in token_refs(client).items():

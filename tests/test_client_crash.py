@@ -114,7 +114,7 @@ def check_every_key_everywhere(lab, ciphertexts: dict[str, bytes]) -> None:
     client = lab.reconnect()
     assert_consistent(client)
     session = client.login("alice:" + PASSWORDS["alice"])
-    hsm_count = len(client._describe().usable_hsms)
+    hsm_count = len(client.topology.describe().usable_hsms)
     for label, ct in ciphertexts.items():
         key = session.get_key(label=label)
         assert len(key.hsms) == hsm_count
@@ -199,14 +199,14 @@ def test_pending_key_that_no_hsm_holds_is_rolled_back(workspace):
         }
     report = lab.client.reconcile(progress=False)
     assert report.rolled_back == [format_ref(ref)]
-    assert ref not in lab.client._records()
+    assert ref not in lab.client.keys.records()
     assert_consistent(lab.client)
 
 
 def test_interrupted_delete_is_finished(workspace):
     lab = build(workspace, 2)
     key = make_aes(lab.login("alice"), "half-deleted")
-    lab.client._update_record(key.handle, status=KeyStatus.DELETING.value)
+    lab.client.keys.update(key.handle, status=KeyStatus.DELETING.value)
     report = lab.client.reconcile(progress=False)
     assert report.deleted == [key.reference]
     assert all(key.handle not in refs for refs in token_refs(lab.client).values())
@@ -219,9 +219,9 @@ def test_half_made_key_pair_is_rolled_back_whole(workspace):
     pub, priv = session.generate_keypair(KeyType.RSA, 2048, label="pair", store=True)
     # As if the kernel died after the public key was made and before the private key:
     for hsm_id in priv.hsms:
-        session._links[hsm_id].find(priv.handle).destroy()
+        session.links[hsm_id].find(priv.handle).destroy()
     for ref in (pub.handle, priv.handle):
-        lab.client._update_record(ref, status=KeyStatus.PENDING.value)
+        lab.client.keys.update(ref, status=KeyStatus.PENDING.value)
     report = lab.client.reconcile(progress=False)
     assert sorted(report.rolled_back) == sorted([pub.reference, priv.reference])
     assert_consistent(lab.client)
@@ -232,7 +232,7 @@ def test_duplicate_copies_are_removed(workspace):
 
     lab = build(workspace, 2)
     key = make_aes(lab.login("alice"), "twice")
-    a, b = (HsmLink(lab.client.tokens, h) for h in lab.client._describe().usable_hsms)
+    a, b = (HsmLink(lab.client.tokens, h) for h in lab.client.topology.describe().usable_hsms)
     sync.copy_key(a, a.find(key.handle), b, key.handle)  # as an interrupted unwrap could
     assert token_refs(lab.client)[b.hsm_id][key.handle] == 2
     report = lab.client.reconcile(progress=False)

@@ -53,7 +53,7 @@ def test_import_public_key(lab, store):
 
 def _on_each_hsm(key, attr):
     """``attr`` as the cluster key reports it when each of its HSMs is the one asked."""
-    key._any()  # resolve the replicas
+    key._read_replica()  # resolve the replicas
     replicas = list(key._reps)
     values = {}
     for i, (hsm_id, _) in enumerate(replicas):
@@ -66,7 +66,7 @@ def test_synced_key_reports_always_sensitive_like_the_original(lab):
     session = lab.login("alice")
     key = make_aes(session, "locked", template={Attribute.EXTRACTABLE: False})
     assert len(key.hsms) == 2
-    key._any()  # resolve the replicas
+    key._read_replica()  # resolve the replicas
     raw = {h: obj[Attribute.ALWAYS_SENSITIVE] for h, obj in key._reps}
     assert sorted(raw.values()) == [False, True]  # SoftHSM: the synced copy was unwrapped
     assert _on_each_hsm(key, Attribute.ALWAYS_SENSITIVE) == dict.fromkeys(raw, True)
@@ -148,11 +148,11 @@ def test_cluster_token_has_a_slot_listing_common_mechanisms(lab):
     slot = token.slot
     assert slot is not None and slot.get_token() is token
     per_hsm = []
-    for endpoint in lab.client._routable():
-        per_hsm.append(set(lab.client._link(endpoint).session.token.slot.get_mechanisms()))
+    for endpoint in lab.client.topology.routable():
+        per_hsm.append(set(lab.client.topology.link(endpoint).session.token.slot.get_mechanisms()))
     assert len(per_hsm) == 2
     mechanisms = slot.get_mechanisms()
-    assert mechanisms == set.intersection(*per_hsm)
+    assert mechanisms == set.intersection(*per_hsm) & CLOUDHSM_MECHANISMS
     assert {Mechanism.AES_GCM, Mechanism.RSA_PKCS_OAEP, Mechanism.ECDSA} <= mechanisms
     info = slot.get_mechanism_info(Mechanism.AES_KEY_GEN)
     assert info.min_key_length <= 32 <= info.max_key_length
@@ -178,3 +178,172 @@ def test_session_key_lost_with_its_hsm_still_says_so(lab):
     lab.cluster.add_hsm()  # creating a token re-initializes PKCS#11 in this kernel
     with pytest.raises(SessionKeyLost, match="went away"):
         key.encrypt(b"x" * 16, mechanism=Mechanism.AES_ECB)
+
+
+# -- routing: C_WrapKey / C_UnwrapKey between any two keys (python-pkcs11 test_wrap) --------
+
+
+def test_session_keys_of_one_session_share_one_hsm(lab):
+    session = lab.login("alice")
+    keys = [session.generate_key(KeyType.AES, 128, label=f"s{i}") for i in range(6)]
+    assert len({tuple(k.hsms) for k in keys}) == 1
+
+
+@pytest.mark.parametrize("stores", [(False, False), (True, False), (False, True), (True, True)])
+def test_wrap_unwrap_between_any_two_keys(lab, stores):
+    """python-pkcs11's test_aes::test_wrap, repeated so round robin would spread the keys."""
+    session = lab.login("alice")
+    for i in range(4):
+        kek = session.generate_key(
+            KeyType.AES,
+            128,
+            label=f"kek{i}",
+            store=stores[0],
+            template={Attribute.WRAP: True, Attribute.UNWRAP: True},
+        )
+        key = session.generate_key(
+            KeyType.AES,
+            128,
+            label=f"payload{i}",
+            store=stores[1],
+            template={Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: False},
+        )
+        blob = kek.wrap_key(key)
+        back = kek.unwrap_key(
+            ObjectClass.SECRET_KEY,
+            KeyType.AES,
+            blob,
+            template={Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: False},
+        )
+        assert back[Attribute.VALUE] == key[Attribute.VALUE]
+
+
+def test_rsa_wraps_a_session_aes_key(lab):
+    """python-pkcs11's test_rsa::test_key_wrap: RSA pair and AES key, all session keys."""
+    session = lab.login("alice")
+    pub, priv = session.generate_keypair(KeyType.RSA, 2048, store=False)
+    for i in range(3):
+        key = session.generate_key(
+            KeyType.AES, 128, label=f"k{i}", template={Attribute.EXTRACTABLE: True}
+        )
+        blob = pub.wrap_key(key)
+        back = priv.unwrap_key(ObjectClass.SECRET_KEY, KeyType.AES, blob)
+        iv = b"\x00" * 16
+        assert back.decrypt(key.encrypt(b"x" * 16, mechanism_param=iv), mechanism_param=iv)
+
+
+# -- CloudHSM's PKCS#11 surface: what the library offers and refuses, with exact exceptions --
+
+from pkcs11 import UserType  # noqa: E402
+from pkcs11 import exceptions as ckr  # noqa: E402
+from pkcs11.attributes import AttributeMapper, handle_str  # noqa: E402
+
+from labsupport.client.mechanisms import CLOUDHSM_MECHANISMS  # noqa: E402
+
+
+def test_slot_lists_client_sdk5_mechanisms_only(lab):
+    mechs = lab.client.token.slot.get_mechanisms()
+    assert mechs <= CLOUDHSM_MECHANISMS
+    for present in (Mechanism.AES_GCM, Mechanism.ECDSA, Mechanism.SHA256_RSA_PKCS):
+        assert present in mechs
+    for absent in (Mechanism.DSA, Mechanism.DH_PKCS_KEY_PAIR_GEN, Mechanism.MD5_RSA_PKCS):
+        assert absent not in mechs
+    with pytest.raises(ckr.MechanismInvalid):
+        lab.client.token.slot.get_mechanism_info(Mechanism.DSA)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, k: k.copy({Attribute.LABEL: "copy"}),
+        lambda s, k: s.digest(k, mechanism=Mechanism.SHA256),
+        lambda s, k: s.digest([b"data", k], mechanism=Mechanism.SHA256),
+        lambda s, k: s.init_pin("carol:carol-pass-1"),
+        lambda s, k: s.seed_random(b"1234"),
+        lambda s, k: s.token.open(so_pin="admin:admin-pass-1"),
+    ],
+    ids=["C_CopyObject", "C_DigestKey", "C_DigestKey-iter", "C_InitPIN", "C_SeedRandom", "SO"],
+)
+def test_functions_cloudhsm_does_not_implement(lab, call):
+    session = lab.login("alice")
+    key = make_aes(session, "k")
+    with pytest.raises(ckr.FunctionNotSupported):
+        call(session, key)
+
+
+def test_refused_at_generation(lab):
+    session = lab.login("alice")
+    with pytest.raises(ckr.KeySizeRange):
+        session.generate_keypair(KeyType.RSA, 1024)
+    with pytest.raises(ckr.MechanismInvalid):
+        session.generate_key(KeyType.DES2, 128)
+    with pytest.raises(ckr.MechanismInvalid):
+        session.generate_domain_parameters(KeyType.DSA, 1024)
+    with pytest.raises(ckr.AttributeTypeInvalid):
+        session.generate_keypair(
+            KeyType.RSA, 2048, private_template={Attribute.ALWAYS_AUTHENTICATE: True}
+        )
+    with pytest.raises(ckr.AttributeValueInvalid):
+        session.create_object({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.VALUE: b"0\x00"})
+
+
+def test_mechanisms_outside_the_list_are_refused(lab):
+    session = lab.login("alice")
+    key = make_aes(session, "k")
+    with pytest.raises(ckr.MechanismInvalid):
+        key.encrypt(b"x" * 16, mechanism=Mechanism.AES_OFB, mechanism_param=b"\x00" * 16)
+    with pytest.raises(ckr.MechanismInvalid):
+        session.digest(b"data", mechanism=Mechanism.SHA3_256)
+    assert len(session.digest(b"data", mechanism=Mechanism.SHA256)) == 32
+
+
+def test_public_session(lab):
+    """CloudHSM has public (not logged-in) sessions: digest, random, public keys only."""
+    alice = lab.login("alice")
+    alice.generate_keypair(KeyType.RSA, 2048, store=True, label="shared-pub")
+    with lab.client.token.open() as public:
+        assert public.user_type == UserType.NOBODY
+        assert len(public.generate_random(128)) == 16
+        assert len(public.digest(b"abc", mechanism=Mechanism.SHA256)) == 32
+        found = list(public.get_objects({Attribute.LABEL: "shared-pub"}))
+        assert [k.object_class for k in found] == [ObjectClass.PUBLIC_KEY]
+        with pytest.raises(ckr.UserNotLoggedIn):
+            public.generate_key(KeyType.AES, 256)
+
+
+def test_attribute_mapper_is_honoured(lab):
+    """python-pkcs11 test_sessions::test_custom_attribute_mapper through the cluster."""
+    mapper = AttributeMapper()
+    mapper.register_handler(Attribute.ID, *handle_str)
+    with lab.client.token.open(user_pin="alice:alice-pass-1", attribute_mapper=mapper) as s:
+        key = s.generate_key(KeyType.AES, 128, id="SAMPLE KEY")
+        assert key[Attribute.ID] == "SAMPLE KEY"
+
+
+def test_bulk_attribute_read_is_partial_like_python_pkcs11(lab):
+    """python-pkcs11 test_sessions::test_bulk_attribute_*: refused attributes are left out;
+    only when nothing can be read is the error raised."""
+    session = lab.login("alice")
+    key = session.generate_key(KeyType.AES, 128, label="")
+    assert key.get_attributes([Attribute.LABEL, Attribute.CLASS, Attribute.VALUE]) == {
+        Attribute.LABEL: "",
+        Attribute.CLASS: ObjectClass.SECRET_KEY,
+    }
+    with pytest.raises(ckr.AttributeSensitive):
+        key.get_attributes([Attribute.VALUE])
+
+
+def test_set_pin_like_python_pkcs11(lab):
+    """python-pkcs11 test_sessions::test_set_pin through the cluster (user:password PINs)."""
+    old, new = "alice:alice-pass-1", "alice:alice-pass-156"
+    with lab.client.token.open(rw=True, user_pin=old) as session:
+        session.set_pin(old, new)
+    with lab.client.token.open(rw=True, user_pin=new) as session:
+        session.set_pin(new, old)
+        with pytest.raises(AttributeError):
+            session.set_pin(None, new)
+        with pytest.raises(ckr.PinLenRange):
+            session.set_pin(old, "")
+        with pytest.raises(ckr.PinIncorrect):
+            session.set_pin("", new)
+    lab.login("alice").close()

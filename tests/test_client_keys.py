@@ -98,7 +98,7 @@ def test_only_the_owner_shares_and_shared_users_only_use(lab):
 
     with pytest.raises(chsm.KeyPermissionError):
         bob_view = alice.key_by_reference(key.reference)
-        bob_view.session._client._share("bob", key.handle, "bob", share=True)
+        bob_view.session.client.keys.share("bob", key.handle, "bob", share=True)
     key.share("bob")
     assert key.shared_with == ("bob",)
     shared = bob.get_key(label="alice-key")
@@ -136,7 +136,7 @@ def test_owner_deletes_everywhere(lab):
     ref = key.handle
     key.destroy()
     assert all(ref not in refs for refs in token_refs(lab.client).values())
-    assert ref not in lab.client._records()
+    assert ref not in lab.client.keys.records()
     with pytest.raises(pkcs11.NoSuchKey):
         session.get_key(label="doomed")
     with pytest.raises(pkcs11.exceptions.KeyHandleInvalid):

@@ -146,3 +146,29 @@ def test_user_delete_rules(lab):
     assert cli.run("user delete --username bob --role crypto-user").ok
     assert "bob" not in [u.username for u in lab.client.users.list()]
     assert cli.run("user delete --username admin --role admin").error_code == 1
+
+
+def test_repeated_login_is_fast_and_hashes_stay_slow(lab):
+    """Login ≤ 20 ms once the password was verified in this process; the stored record is
+    still a salted scrypt hash, and a wrong password still pays scrypt and counts."""
+    import statistics
+    import time
+
+    lab.login("alice").close()  # first login in the process: scrypt
+    times = []
+    for _ in range(15):
+        started = time.perf_counter()
+        lab.login("alice").close()
+        times.append(time.perf_counter() - started)
+    assert statistics.median(times) <= 0.020, f"median login {statistics.median(times):.4f}s"
+    stored = json.loads(lab.client.store.path.read_text())["users"]["alice"]
+    assert stored["kdf"] == "scrypt" and stored["n"] >= 2**14 and len(stored["salt"]) == 32
+    assert PASSWORDS["alice"] not in lab.client.store.path.read_text()
+    started = time.perf_counter()
+    with pytest.raises(chsm.LoginFailed):
+        lab.client.login("alice:not-her-password")
+    assert time.perf_counter() - started > min(times)
+    doc = json.loads(lab.client.store.path.read_text())
+    assert doc["users"]["alice"]["failed"] == 1
+    lab.login("alice").close()  # the right password resets the count (slow path)
+    assert json.loads(lab.client.store.path.read_text())["users"]["alice"]["failed"] == 0

@@ -109,7 +109,7 @@ def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
         ("user delete --username tmp --role crypto-user", True, lambda d: d["username"] == "tmp"),
         ("user delete --username admin --role admin", False, None),
         ("logout", True, lambda d: d == "Logout successful"),
-        ("logout", False, None),
+        ("logout", False, lambda d: d == "This command needs a logged-in user."),
         ("login --username cu --role crypto-user --password cu-pass-1", True, None),
         ("user create --username x --role crypto-user --password x-pass-12", False, None),
         ("key generate-symmetric aes --label aes-1 --key-length-bytes 32", True, _aes_defaults),

@@ -154,5 +154,5 @@ def test_resource_policies(cloudhsm: Any, active: str) -> None:
     cluster_arn = arn.replace("backup/" + backup["BackupId"], "cluster/" + active)
     with pytest.raises(errors.CloudHsmInvalidRequestException, match="backups only"):
         cloudhsm.get_resource_policy(ResourceArn=cluster_arn)
-    with pytest.raises(errors.CloudHsmInvalidRequestException, match="Invalid ResourceArn"):
+    with pytest.raises(errors.CloudHsmInvalidRequestException, match="resourceArn"):
         cloudhsm.get_resource_policy(ResourceArn="arn:aws:s3:::bucket")

@@ -75,9 +75,9 @@ def test_create_cluster_validates_like_aws(cloudhsm: Any, ec2: Any) -> None:
     cases = [
         ({"HsmType": "hsm9.huge", "SubnetIds": subnets}, "Invalid HsmType"),
         ({"HsmType": "hsm1.medium", "SubnetIds": subnets, "Mode": "NON_FIPS"}, "FIPS mode only"),
-        ({"HsmType": "hsm2m.medium", "SubnetIds": subnets, "Mode": "FAST"}, "Invalid Mode"),
+        ({"HsmType": "hsm2m.medium", "SubnetIds": subnets, "Mode": "FAST"}, "enum value set"),
         ({"HsmType": "hsm2m.medium", "SubnetIds": ["subnet-0123456789abcdef0"]}, "does not exist"),
-        ({"HsmType": "hsm2m.medium", "SubnetIds": ["subnet-xyz"]}, "must look like"),
+        ({"HsmType": "hsm2m.medium", "SubnetIds": ["subnet-xyz"]}, "regular expression"),
         ({"HsmType": "hsm2m.medium", "SubnetIds": [subnets[0], subnets[0]]}, "one subnet per"),
         (
             {
@@ -129,7 +129,7 @@ def test_describe_filters_and_paginator(cloudhsm: Any, ec2: Any) -> None:
         cloudhsm.describe_clusters(Filters={"name": ["x"]})
     with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="NextToken"):
         cloudhsm.describe_clusters(NextToken="garbage!")
-    with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="MaxResults"):
+    with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="maxResults"):
         cloudhsm.describe_clusters(MaxResults=26)
 
 
@@ -153,7 +153,9 @@ def test_delete_cluster(cloudhsm: Any, ec2: Any) -> None:
         cloudhsm.delete_cluster(ClusterId=cid)
     with pytest.raises(cloudhsm.exceptions.CloudHsmResourceNotFoundException):
         cloudhsm.delete_cluster(ClusterId="cluster-aaaaaaaaaaa")
-    with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="must look"):
+    with pytest.raises(
+        cloudhsm.exceptions.CloudHsmInvalidRequestException, match="regular expression"
+    ):
         cloudhsm.delete_cluster(ClusterId="my-cluster")
 
 
@@ -219,7 +221,7 @@ def test_tags(cloudhsm: Any, ec2: Any) -> None:
         cloudhsm.tag_resource(
             ResourceId=cid, TagList=[{"Key": f"x{i}", "Value": "v"} for i in range(25)]
         )
-    with pytest.raises(cloudhsm.exceptions.CloudHsmTagException, match="not allowed"):
+    with pytest.raises(cloudhsm.exceptions.CloudHsmTagException, match="bad#key"):
         cloudhsm.tag_resource(ResourceId=cid, TagList=[{"Key": "bad#key", "Value": "v"}])
     with pytest.raises(cloudhsm.exceptions.CloudHsmResourceNotFoundException):
         cloudhsm.list_tags(ResourceId="cluster-bbbbbbbbbbb")

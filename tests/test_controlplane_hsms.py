@@ -25,6 +25,7 @@ from labsupport.controlplane import activate_cluster, cluster_for_ip, describe_c
 from labsupport.controlplane.hardware import CLUSTER_KEY_LABEL, HARDWARE_KEY_LABEL
 from labsupport.controlplane.states import ClusterState, HsmState
 from labsupport.hsm import token_store
+from labsupport.hsm.tokens import firmware_session
 
 __all__ = ["cloudhsm", "ec2", "fast"]
 
@@ -48,7 +49,7 @@ def test_first_hsm_is_a_token_with_identity_keys(workspace: Any, cloudhsm: Any, 
         "ManufacturerHardwareCertificate",
     }
     # the HSM is a SoftHSM token holding the two identity keys, private halves locked in
-    with token_store(workspace).open_session(hsm["HsmId"]) as session:
+    with firmware_session(token_store(workspace), hsm["HsmId"]) as session:
         for label in (HARDWARE_KEY_LABEL, CLUSTER_KEY_LABEL):
             key = session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=label)
             assert key[pkcs11.Attribute.SENSITIVE] and not key[pkcs11.Attribute.EXTRACTABLE]
@@ -96,7 +97,7 @@ def test_create_hsm_errors(cloudhsm: Any, ec2: Any) -> None:
         errors.CloudHsmInvalidRequestException, match=f"no subnet in Availability Zone {other_az}"
     ):
         cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone=other_az)
-    with pytest.raises(errors.CloudHsmInvalidRequestException, match="AvailabilityZone"):
+    with pytest.raises(errors.CloudHsmInvalidRequestException, match="availabilityZone"):
         cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone="moon-1a")
     with pytest.raises(errors.CloudHsmResourceNotFoundException):
         cloudhsm.create_hsm(ClusterId="cluster-ccccccccccc", AvailabilityZone=zones[0])

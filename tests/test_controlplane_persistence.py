@@ -63,10 +63,10 @@ def test_hsm_token_usable_from_another_process(workspace: Any, cloudhsm: Any, ec
         import pkcs11
         from cryptography import x509
         from labsupport.controlplane import describe_cluster
-        from labsupport.hsm import token_store
+        from labsupport.hsm.tokens import firmware_session, token_store
         from labsupport.crypto.x509 import public_key_from_token
         cluster = describe_cluster(None, "{cid}")
-        with token_store().open_session(cluster.hsms[0].token_label) as s:
+        with firmware_session(token_store(), cluster.hsms[0].token_label) as s:
             pub = s.get_key(object_class=pkcs11.ObjectClass.PUBLIC_KEY, label="cluster-identity")
             csr = x509.load_pem_x509_csr(cluster.cluster_csr.encode())
             print(public_key_from_token(pub) == csr.public_key())
@@ -89,12 +89,26 @@ def test_reads_do_not_write(workspace: Any, cloudhsm: Any, ec2: Any) -> None:
 
 def test_state_survives_a_damaged_file(workspace: Any, cloudhsm: Any, ec2: Any) -> None:
     first = new_cluster(cloudhsm, ec2)
-    second = new_cluster(cloudhsm, ec2)  # the write that keeps `first` in the backup copy
+    second = new_cluster(cloudhsm, ec2)
     (workspace.state_dir / "cloudhsmv2.json").write_text("{broken")
-    with pytest.warns(RuntimeWarning, match="damaged"):
+    with pytest.warns(RuntimeWarning, match="restored its last committed version"):
+        ids = [c["ClusterId"] for c in cloudhsm.describe_clusters()["Clusters"]]
+    assert ids == [first, second]  # nothing committed is lost
+
+
+@pytest.mark.parametrize("damage", ["{}", '{"clusters": []}', '{"clusters": {"c": {}}}', "[1]"])
+def test_wrong_shape_is_restored_with_one_line(
+    workspace: Any, cloudhsm: Any, ec2: Any, damage: str
+) -> None:
+    first = new_cluster(cloudhsm, ec2)
+    (workspace.state_dir / "cloudhsmv2.json").write_text(damage)
+    if damage == "{}":  # a valid, empty document: no clusters, no error
+        assert cloudhsm.describe_clusters()["Clusters"] == []
+        return
+    with pytest.warns(RuntimeWarning) as seen:
         ids = [c["ClusterId"] for c in cloudhsm.describe_clusters()["Clusters"]]
     assert ids == [first]
-    assert second not in ids
+    assert len(seen) == 1 and "restored its last committed version" in str(seen[0].message)
 
 
 def test_waiter_follows_the_clock(workspace: Any, monkeypatch: Any) -> None:

@@ -1,87 +1,183 @@
-"""The instructor's class view of `grade`: learner by question matrix, pass rates, chart."""
+"""A whole class graded in one run: honest, blank and cheating learners, hostile notebooks.
+
+The run grades against a throw-away copy of the course (so the learner who edits the
+installed grader edits the copy), with AWS settings in the instructor's environment.
+"""
 
 from __future__ import annotations
 
-import shutil
+import csv
+import io
+import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from labsupport.authoring.grade import (
-    Outcome,
-    Row,
-    class_matrix,
-    plot_pass_rates,
-    to_class_table,
-)
+import grade_fixtures as fx
+import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-LESSON = "00_setup_check.ipynb"
+from labsupport.authoring.sandbox import processes
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-ROWS = [
-    Row("ana", "00.ipynb", "00.a", Outcome.PASS),
-    Row("ana", "00.ipynb", "00.b", Outcome.PASS),
-    Row("ben", "00.ipynb", "00.a", Outcome.WRONG, "hint"),
-    Row("ben", "00.ipynb", "00.b", Outcome.PASS),
-    Row("cho", "00.ipynb", "*", Outcome.MALFORMED, "not JSON"),
-]
+SLEEP_TAG = "1799.7"  # sleep durations only this test uses: 1799.71, 1799.72, 1799.73
 
 
-def test_matrix_spreads_a_broken_notebook_over_its_questions() -> None:
-    m = class_matrix(ROWS)
-    assert m.learners == ["ana", "ben", "cho"]
-    assert m.questions == ["00.a", "00.b"]
-    assert m.cells[("cho", "00.a")] is Outcome.MALFORMED
-    assert m.cells[("cho", "00.b")] is Outcome.MALFORMED
-    assert m.pass_rate("00.a") == 1 / 3
-    assert m.pass_rate("00.b") == 2 / 3
-    assert m.score("ben") == (1, 2)
-
-
-def test_unanswered_question_of_another_notebook_counts_as_missing() -> None:
-    rows = [*ROWS, Row("ana", "01.ipynb", "01.x", Outcome.PASS)]
-    m = class_matrix(rows)
-    assert m.cells[("ben", "01.x")] is Outcome.MISSING
-    assert m.score("ana") == (3, 3)
-
-
-def test_class_table_shows_every_learner_and_pass_rates() -> None:
-    lines = to_class_table(ROWS).splitlines()
-    assert lines[0].split() == ["learner", "00.a", "00.b", "score"]
-    assert lines[2].split() == ["ana", "ok", "ok", "2/2"]
-    assert lines[3].split() == ["ben", "wrong", "ok", "1/2"]
-    assert lines[4].split() == ["cho", "malformed", "malformed", "0/2"]
-    assert lines[-1].split() == ["pass", "rate", "33%", "67%"]
-    assert to_class_table([]) == "No notebooks found."
-
-
-def test_plot_writes_a_png(tmp_path: Path) -> None:
-    out = plot_pass_rates(ROWS, tmp_path / "charts" / "pass.png")
-    assert out.read_bytes().startswith(PNG_MAGIC)
-
-
-def test_grade_cli_class_table_and_plot(tmp_path: Path) -> None:
-    subs = tmp_path / "class"
-    (subs / "fay").mkdir(parents=True)
-    (subs / "gus").mkdir()
-    shutil.copy(ROOT / "solutions" / LESSON, subs / "fay" / LESSON)
-    (subs / "gus" / LESSON).write_text('{"cells": 42}')  # malformed: reported, run goes on
-    chart = tmp_path / "pass.png"
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("grade-class")
+    course = fx.copy_course(tmp / "course")
+    grading_py = course / "labsupport" / "pedagogy" / "grading.py"
+    before = grading_py.read_bytes()
+    env_report = tmp / "env.json"
+    cls = tmp / "class"
+    fx.write(fx.solution(), cls / "ana")  # honest
+    fx.write(fx.nbformat.read(fx.EXERCISE, as_version=4), cls / "ben")  # blank
+    fx.write(fx.printer(), cls / "cho")  # prints "✅ … correct"
+    fx.write(fx.redefines_check(), cls / "dev")  # redefines check, junk answers
+    fx.write(fx.kills_parent(), cls / "eve")  # SIGKILLs its parent
+    fx.write(fx.ids_in_comment(), cls / "fay")
+    fx.write(fx.patches_compare_digest(), cls / "gus")
+    fx.write(fx.edits_installed_grader(grading_py), cls / "hal")
+    fx.write(fx.spawns_sleepers(SLEEP_TAG), cls / "ivy")
+    fx.write(fx.loops_forever(), cls / "jon")
+    fx.write(fx.reports_environment(env_report), cls / "kim")
+    fx.write(fx.solution(), cls / "zoe")  # honest, graded after hal's tampering
+    out = {k: tmp / f"out.{k}" for k in ("csv", "qcsv", "png")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(course),
+        "AWS_SECRET_ACCESS_KEY": "instructor-secret",
+        "AWS_ACCESS_KEY_ID": "AKIAINSTRUCTOR",
+        "CLOUDHSM_LAB_USE_AWS": "1",
+    }
+    started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "labsupport", "grade", str(subs), "--plot", str(chart)],
+        [
+            sys.executable,
+            "-m",
+            "labsupport",
+            "grade",
+            str(cls),
+            "--jobs",
+            "2",
+            "--timeout",
+            "60",
+            "--csv",
+            str(out["csv"]),
+            "--csv-questions",
+            str(out["qcsv"]),
+            "--plot",
+            str(out["png"]),
+            "--feedback",
+            str(tmp / "feedback"),
+        ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
-        timeout=300,
+        env=env,
+        cwd=tmp,
+        timeout=900,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "Class (learner by question):" in proc.stdout
-    table = proc.stdout.split("Class (learner by question):")[1].split("\n\n")[0].strip()
-    fay = next(line for line in table.splitlines() if line.startswith("fay"))
-    gus = next(line for line in table.splitlines() if line.startswith("gus"))
-    assert "wrong" not in fay and fay.split()[-1].split("/")[0] == fay.split()[-1].split("/")[1]
-    assert "malformed" in gus and gus.split()[-1].startswith("0/")
-    rates = next(line for line in table.splitlines() if line.startswith("pass rate"))
-    assert set(rates.split()[2:]) == {"50%"}
-    assert chart.read_bytes().startswith(PNG_MAGIC)
+    return {
+        "proc": proc,
+        "out": out,
+        "tmp": tmp,
+        "seconds": time.monotonic() - started,
+        "grading_py": grading_py,
+        "before": before,
+        "env_report": env_report,
+        "rows": {r["learner"]: r for r in csv.DictReader(io.StringIO(out["csv"].read_text()))}
+        if out["csv"].exists()
+        else {},
+    }
+
+
+def test_the_run_finishes_with_a_row_per_learner(graded_class: dict) -> None:
+    proc = graded_class["proc"]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(graded_class["rows"]) == sorted(
+        ["ana", "ben", "cho", "dev", "eve", "fay", "gus", "hal", "ivy", "jon", "kim", "zoe"]
+    )
+    print(f"class of 12 graded in {graded_class['seconds']:.0f} s")
+
+
+@pytest.mark.parametrize(
+    ("learner", "full"),
+    [
+        ("ana", True),
+        ("ben", False),
+        ("cho", False),
+        ("dev", False),
+        ("fay", False),
+        ("gus", False),
+        ("hal", False),
+        ("ivy", True),
+        ("kim", True),
+        ("zoe", True),
+    ],
+)
+def test_scores(graded_class: dict, learner: str, full: bool) -> None:
+    total = fx.points([q for ids in fx.qids() for q in ids])
+    row = graded_class["rows"][learner]
+    assert (row["score"], row["max_score"]) == (str(total if full else 0), str(total)), row
+
+
+def test_sigkill_of_the_parent_is_a_could_not_run_row(graded_class: dict) -> None:
+    row = graded_class["rows"]["eve"]
+    assert row["score"] == "0" and row["00_setup_check"] == "could not run"
+    assert row["status"].startswith("00: could not run:") and "SIGKILL" in row["status"]
+
+
+def test_endless_loop_times_out_keeping_earlier_answers(graded_class: dict) -> None:
+    first, *rest = fx.qids()
+    row = graded_class["rows"]["jon"]
+    assert row["score"] == str(fx.points(first)) and "timed out" in row["status"], row
+    q = list(csv.DictReader(io.StringIO(graded_class["out"]["qcsv"].read_text())))
+    jon = {r["question"]: r["outcome"] for r in q if r["learner"] == "jon"}
+    assert jon == {
+        **dict.fromkeys(first, "pass"),
+        **{qid: "could not run" for ids in rest for qid in ids},
+    }
+
+
+def test_no_process_outlives_grading(graded_class: dict) -> None:
+    left = []
+    for pid in processes():
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if SLEEP_TAG.encode() in cmd:
+            left.append(cmd)
+    assert not left
+
+
+def test_installed_grader_edit_is_undone_and_changes_nothing(graded_class: dict) -> None:
+    assert graded_class["grading_py"].read_bytes() == graded_class["before"]
+    assert "course package changed while hal's" in graded_class["proc"].stderr
+
+
+def test_notebook_sees_a_clean_scratch_environment(graded_class: dict) -> None:
+    seen = json.loads(graded_class["env_report"].read_text())
+    env = seen["env"]
+    assert not [k for k in env if k.startswith("AWS_")]
+    assert "CLOUDHSM_LAB_USE_AWS" not in env
+    scratch = Path(env["CLOUDHSM_LAB_HOME"]).parent
+    assert Path(seen["home"]).parent == scratch and seen["home"] != os.path.expanduser("~")
+    assert Path(seen["package"]).is_relative_to(scratch)
+    assert not scratch.exists(), "scratch folders are removed"
+
+
+def test_outputs_csv_long_form_feedback_and_chart(graded_class: dict) -> None:
+    out, tmp = graded_class["out"], graded_class["tmp"]
+    header = out["csv"].read_text().splitlines()[0]
+    assert header == "learner,score,max_score,status,00_setup_check,notes"
+    assert all("\n" not in r["notes"] for r in graded_class["rows"].values())
+    q = list(csv.DictReader(io.StringIO(out["qcsv"].read_text())))
+    assert len(q) == 12 * sum(len(ids) for ids in fx.qids())
+    assert out["png"].read_bytes().startswith(PNG_MAGIC)
+    dev = (tmp / "feedback" / "dev.md").read_text()
+    assert fx.qids()[0][0] in dev and "Hint:" in dev
+    fay = (tmp / "feedback" / "fay.md").read_text()
+    assert "missing from the submission" in fay

@@ -11,6 +11,7 @@ import pytest
 from labsupport.authoring.grade import Outcome, grade
 
 ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 SHIPPED = sorted(
     p for folder in ("notebooks", "solutions", "exercises") for p in (ROOT / folder).glob("*.ipynb")
 )
@@ -25,15 +26,18 @@ def test_shipped_notebook_is_valid_nbformat(path: Path) -> None:
 
 
 def test_solutions_grade_full_marks() -> None:
-    rows = grade(sorted((ROOT / "solutions").glob("*.ipynb")), ROOT / "solutions")
-    assert rows
-    bad = [r for r in rows if r.outcome is not Outcome.PASS]
+    report = grade(sorted((ROOT / "solutions").glob("*.ipynb")), jobs=2, timeout=240)
+    assert {n.notebook for n in report.notebooks} == {p.name for p in SOLUTIONS}
+    assert not report.warnings, report.warnings
+    bad = [q for q in report.questions() if q.outcome is not Outcome.PASS]
     assert not bad, bad
+    assert report.score("solutions") == report.max_score() > 0
 
 
 def test_unfilled_exercises_grade_zero_and_none_is_malformed() -> None:
-    rows = grade(sorted((ROOT / "exercises").glob("*.ipynb")), ROOT / "solutions")
-    assert {r.notebook for r in rows} == {p.name for p in (ROOT / "solutions").glob("*.ipynb")}
-    outcomes = {r.outcome for r in rows}
-    assert Outcome.PASS not in outcomes
-    assert not outcomes & {Outcome.MALFORMED, Outcome.CRASHED, Outcome.MISSING}, rows
+    report = grade(sorted((ROOT / "exercises").glob("*.ipynb")), jobs=2, timeout=240)
+    assert {n.notebook for n in report.notebooks} == {p.name for p in SOLUTIONS}
+    assert not any(n.problem for n in report.notebooks), [n.problem for n in report.notebooks]
+    outcomes = {q.outcome for q in report.questions()}
+    assert outcomes <= {Outcome.UNANSWERED, Outcome.ERROR}, outcomes
+    assert report.score("exercises") == 0

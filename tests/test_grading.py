@@ -86,3 +86,52 @@ def test_every_graded_question_of_the_course_is_registered() -> None:
     assert ids, "no graded questions found"
     for qid in sorted(ids):
         grading.question(qid)  # raises KeyError when the hash was never stored
+
+
+def test_wrong_answer_shows_one_line_and_a_hint_not_a_traceback(questions: Path) -> None:
+    grading.register_answer("99.demo", "b", "choice", "think about tamper resistance")
+    with pytest.raises(WrongAnswer) as info:
+        check("99.demo", "a")
+    lines = info.value._render_traceback_()
+    assert lines == ["❌ 99.demo: not quite.", "Hint: think about tamper resistance"]
+    assert "grading.py" not in "".join(lines)
+
+
+def test_dict_answer_feedback_names_the_items_to_revisit(questions: Path) -> None:
+    right = {"java": "cloudhsm", "s3": "kms", "oracle": "cloudhsm"}
+    grading.register_answer("99.map", right, "mapping", "which service?")
+    result = grading.evaluate("99.map", {"java": "kms", "s3": "kms", "extra": "x"})
+    assert result.verdict is grading.Verdict.WRONG
+    assert "1 of 3 right" in result.message and "'java'" in result.message
+    assert "missing 'oracle'" in result.message and "not asked: 'extra'" in result.message
+    assert "cloudhsm" not in result.message  # never states the answer
+    raw = (questions / "99.json").read_text()
+    assert "cloudhsm" not in raw
+
+
+def test_set_answer_feedback_counts_members(questions: Path) -> None:
+    grading.register_answer("99.set", {"admin", "crypto-user"}, "set", "two roles")
+    msg = grading.evaluate("99.set", ["admin", "root"]).message
+    assert "1 of your 2 items belong" in msg and "'root' does not" in msg and "1 more" in msg
+
+
+def test_points_are_stored_and_read(questions: Path) -> None:
+    grading.register_answer("99.p", 3, "number", "count", points=2)
+    assert grading.question("99.p").points == 2
+    grading.register_answer("99.q", 3, "number", "count")
+    assert grading.question("99.q").points == 1
+
+
+def test_check_in_a_graded_kernel_neither_prints_nor_raises(
+    questions: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    grading.register_answer("99.demo", "b", "choice", "h")
+    monkeypatch.setenv(grading.ENV_GRADING, "1")
+    check("99.demo", "a")
+    assert capsys.readouterr().out == ""
+
+
+def test_assessment_copy_records_without_judging(questions: Path, capsys) -> None:
+    (questions / grading.ASSESSMENT_MARKER).write_text("")
+    check("98.anything", "a")
+    assert "answer recorded" in capsys.readouterr().out

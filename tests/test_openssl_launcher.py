@@ -31,7 +31,7 @@ from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.crypto.x509 import public_key_from_token
-from labsupport.hsm.tokens import token_store
+from labsupport.hsm.tokens import firmware_session, token_store
 from labsupport.openssl import engine_available, read_requests, requests_path
 from labsupport.openssl.launcher import (
     KeyExportRefused,
@@ -268,7 +268,7 @@ def test_sign_runs_in_an_hsm_and_the_key_stays_sensitive(lab: Any, tmp_path: Pat
     assert lab.alice_priv[Attribute.EXTRACTABLE] is False
     for hsm_id in lab.alice_priv.hsms:
         token = next(h.token_label for h in lab.client.hsms if h.hsm_id == hsm_id)
-        with token_store(lab.workspace).open_session(token, rw=False) as s:
+        with firmware_session(token_store(lab.workspace), token, rw=False) as s:
             objs = list(
                 s.get_objects(
                     {

@@ -202,8 +202,9 @@ def test_initialize_rejects_bad_certificates_like_aws(cloudhsm: Any, certs: dict
         cloudhsm.initialize_cluster(
             ClusterId=cid, SignedCert="hello", TrustAnchor=pki.to_pem(ca.certificate)
         )
-    with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="too long"):
-        cloudhsm.initialize_cluster(ClusterId=cid, SignedCert="A" * 6000, TrustAnchor="B")
+    # The model allows 20000 characters of PEM (the lab used to stop at 5000).
+    with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="20000"):
+        cloudhsm.initialize_cluster(ClusterId=cid, SignedCert="A" * 20001, TrustAnchor="B")
     assert describe(cloudhsm, cid)["State"] == "UNINITIALIZED"
     good = pki.sign_csr(csr, ca)
     cloudhsm.initialize_cluster(

@@ -23,12 +23,33 @@ def test_open_creates_private_layout(tmp_path: Path) -> None:
     assert f"directories.tokendir = {ws.token_dir}" in ws.softhsm_conf.read_text()
 
 
-def test_loose_permissions_are_tightened(tmp_path: Path) -> None:
+def test_existing_directory_keeps_its_mode(tmp_path: Path) -> None:
     root = tmp_path / "home"
-    root.mkdir(mode=0o755)
+    root.mkdir()
     os.chmod(root, 0o755)
     Workspace.open(root)
-    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert stat.S_IMODE(root.stat().st_mode) == 0o755  # never chmod what the lab did not create
+    assert stat.S_IMODE((root / "state").stat().st_mode) == 0o700
+
+
+def test_shared_sticky_home_keeps_its_mode(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # like /tmp
+    ws = Workspace.open(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE(ws.state_dir.stat().st_mode) == 0o700
+
+
+def test_world_writable_home_is_refused_with_a_fix(tmp_path: Path) -> None:
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    os.chmod(loose, 0o777)
+    with pytest.raises(WorkspaceError, match="chmod go-w") as info:
+        Workspace.open(loose)
+    assert "CLOUDHSM_LAB_HOME" in str(info.value)
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o777
+    assert not (loose / "state").exists()
 
 
 def test_default_home_follows_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +84,8 @@ def test_state_roundtrip_is_atomic_and_private(workspace: Workspace) -> None:
         data["n"] += 1
     assert sf.read() == {"n": 2}
     assert stat.S_IMODE(sf.path.stat().st_mode) == 0o600
-    assert json.loads(sf.backup.read_text()) == {"n": 1}
+    # The copy is of the last *commit*, so a damaged file loses nothing committed.
+    assert json.loads(sf.backup.read_text()) == {"n": 2}
     leftovers = [p.name for p in workspace.state_dir.iterdir() if p.name.startswith(".demo")]
     assert leftovers == []
 
@@ -83,9 +105,35 @@ def test_corrupted_state_is_recovered_from_backup(workspace: Workspace) -> None:
     sf.replace({"v": 2})
     sf.path.write_text('{"v": 3, trunc')  # e.g. edited by hand or a full disk
     fresh = workspace.state("demo")
-    with pytest.warns(RuntimeWarning, match="restored the last good version"):
-        assert fresh.read() == {"v": 1}
+    with pytest.warns(RuntimeWarning, match="restored its last committed version") as seen:
+        assert fresh.read() == {"v": 2}  # the last commit, not one write behind
+    assert len(seen) == 1 and "\n" not in str(seen[0].message)
+    assert "outside the lab" in str(seen[0].message)  # says what may be lost
     assert list(workspace.state_dir.glob("demo.json.corrupt-*")), "damaged copy must be kept"
+
+
+def test_wrong_shape_is_restored_not_a_raw_error(workspace: Workspace) -> None:
+    from labsupport.workspace.statefile import StateFile, StateShapeError, expect
+
+    def shape(data: dict) -> dict:
+        expect(data.get("items"), dict, "items")
+        return data
+
+    sf = StateFile(workspace.state_dir / "shaped.json", {"items": {}}, validate=shape)
+    sf.replace({"items": {"a": 1}})
+    sf.path.write_text('{"items": []}')
+    with pytest.warns(RuntimeWarning, match="items must be an object"):
+        assert sf.read() == {"items": {"a": 1}}
+    with pytest.raises(StateShapeError):
+        shape({"items": 3})
+
+
+def test_leftover_temp_files_are_swept(workspace: Workspace) -> None:
+    sf = workspace.state("demo")
+    sf.replace({"v": 1})
+    (workspace.state_dir / ".demo.json.abc123").write_text("{half")
+    assert [p.name for p in sf.leftover_temp_files()] == [".demo.json.abc123"]
+    assert sf.sweep_temp_files() == 1 and sf.leftover_temp_files() == []
 
 
 def test_corrupted_state_without_backup_explains(workspace: Workspace) -> None:

@@ -20,7 +20,10 @@ import botocore.client
 from botocore import UNSIGNED
 from botocore.config import Config
 
+from labsupport.aws import validation
 from labsupport.aws.inprocess import DEFAULT_REGION, ENV_USE_AWS, AwsServiceError, JsonService
+from labsupport.aws.validation import known_regions
+from labsupport.errors import LabError
 from labsupport.workspace.home import Workspace
 
 _BOTO_SESSION: boto3.session.Session | None = None
@@ -59,9 +62,16 @@ def client(
 
     factory = simulators.SERVICES.get(service)
     if factory is None:
-        raise ValueError(
-            f"CloudHSM Lab does not simulate {service!r}; simulated services: "
-            f"{', '.join(simulators.simulated_services())}."
+        raise LabError(
+            f"CloudHSM Lab does not simulate {service!r}.",
+            f"Use one of the simulated services: {', '.join(simulators.simulated_services())}.",
+        )
+    if region not in known_regions(service):
+        raise LabError(
+            f"{region!r} is not an AWS region where {service} exists (on AWS, the client "
+            "would fail to reach an endpoint).",
+            f"Use a region such as {DEFAULT_REGION} (region_name=… or AWS_DEFAULT_REGION); "
+            f"{service} exists in: {', '.join(known_regions(service)[:8])}, …",
         )
     simulator = factory(workspace or Workspace.open(), region)
     config = Config(signature_version=UNSIGNED, retries={"max_attempts": 1, "mode": "standard"})
@@ -69,7 +79,9 @@ def client(
         config = config.merge(kwargs.pop("config"))
     aws_client = _session().client(service, region_name=region, config=config, **kwargs)
     aws_client.meta.events.register(f"before-send.{service}", simulator.handle)
+    if not isinstance(simulator, JsonService):
+        validation.install(aws_client, service)  # query protocol: check the call's arguments
     return aws_client
 
 
-__all__ = ["AwsServiceError", "JsonService", "client", "simulated_services"]
+__all__ = ["AwsServiceError", "JsonService", "client", "known_regions", "simulated_services"]

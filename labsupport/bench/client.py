@@ -34,6 +34,8 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from labsupport.hsm.tokens import firmware_session
+
 BENCH_PASSWORD = "bench-password-1"
 
 
@@ -122,7 +124,7 @@ def _connected(ws: Any, hsm_count: int) -> tuple[Any, Any, Any]:
 def measure_ratios(ws: Any, seconds: float, rounds: int) -> dict[str, Any]:
     """ops/s through the client layer and raw python-pkcs11, and their ratio, per operation."""
     cluster, cl, session = _connected(ws, 2)
-    raw = cl.tokens.open_session(cluster.hsms[0].token_label)
+    raw = firmware_session(cl.tokens, cluster.hsms[0].token_label)
     raw_ops = _operations(raw, _make_keys(raw))
     client_ops = _operations(session, _make_keys(session))
     result: dict[str, Any] = {"ratios": {}, "ops_per_second": {}}

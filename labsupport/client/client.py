@@ -19,191 +19,46 @@ token PINs stay inside the lab and are never shown.
 from __future__ import annotations
 
 import datetime as _dt
-import itertools
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
-import pkcs11
-from pkcs11 import Attribute, SlotFlag, TokenFlag, types
+from pkcs11 import Attribute
+from pkcs11 import exceptions as ckr
 
 from labsupport.client import config as _config
 from labsupport.client import resolver, sync
 from labsupport.client.balancer import RequestLog
 from labsupport.client.clusterdata import ClusterStore
+from labsupport.client.clustertoken import ClusterSlot, ClusterToken
 from labsupport.client.endpoints import ClusterView, HsmEndpoint
-from labsupport.client.errors import KeyAvailabilityError, NoHsmAvailable, UserError, WrongRole
-from labsupport.client.keys import KeyClass, KeyRecord, KeyStatus, format_ref
-from labsupport.client.links import HsmLink
-from labsupport.client.session import ClusterKey, ClusterSession, secrecy_history
-from labsupport.client.users import Role, User, UserDirectory, normalize_username, split_pin
-from labsupport.errors import LabError, TokenNotFound
+from labsupport.client.errors import (
+    KeyAvailabilityError,
+    LoginFailed,
+    UserError,
+    WrongRole,
+)
+from labsupport.client.keystore import KeyStore
+from labsupport.client.library import ClusterLibrary
+from labsupport.client.session import ClusterSession
+from labsupport.client.topology import Topology
+from labsupport.client.users import (
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    Role,
+    User,
+    UserDirectory,
+    normalize_username,
+    split_pin,
+)
+from labsupport.errors import LabError
 from labsupport.hsm.tokens import TokenStore, token_store
 from labsupport.workspace.home import Workspace
-
-#: How often (seconds) a busy client re-reads the cluster's HSM list and states.
-POLL_INTERVAL = 0.5
 
 AVAILABILITY_MESSAGE = (
     "Key {handle} does not meet the availability requirements - The key must be available "
     "on at least 2 HSMs before being used."
 )
-
-_session_counter = itertools.count(1)
-
-
-class ClusterSlot(types.Slot):
-    """The one PKCS#11 slot that represents the whole cluster (``token.slot``).
-
-    As with CloudHSM's PKCS#11 library, one slot represents the cluster, not one HSM.
-    ``get_mechanisms()`` returns the mechanisms every ACTIVE HSM supports (the ones any
-    request can be routed with); ``get_mechanism_info(mechanism)`` asks one of the HSMs
-    (they are identical), as do the version properties.
-    """
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def _identity(self) -> Any:
-        return ("ClusterSlot", self._client.cluster_id)
-
-    def _hsm_slots(self) -> list[types.Slot]:
-        client = self._client
-        client.poll(force=True)
-        slots = []
-        for endpoint in client._routable():
-            try:
-                slots.append(client._link(endpoint).session.token.slot)
-            except (TokenNotFound, pkcs11.PKCS11Error):
-                continue  # an HSM that went away: the next poll routes around it
-        if not slots:
-            raise NoHsmAvailable(
-                "The cluster has no ACTIVE HSM to answer for the slot.",
-                "Create an HSM (cloudhsm.create_hsm(...)) and wait for it to become ACTIVE.",
-            )
-        return slots
-
-    @property
-    def slot_id(self) -> int:  # type: ignore[override]
-        """The slot id (the lab's cluster client has one slot)."""
-        return 0
-
-    @property
-    def slot_description(self) -> str:  # type: ignore[override]
-        """Which cluster this slot represents."""
-        return f"CloudHSM cluster {self._client.cluster_id}"
-
-    @property
-    def manufacturer_id(self) -> str:  # type: ignore[override]
-        """Who made this slot (the lab's simulation)."""
-        return "CloudHSM Lab (simulated)"
-
-    @property
-    def flags(self) -> SlotFlag:  # type: ignore[override]
-        """Slot flags: a token is present."""
-        return SlotFlag.TOKEN_PRESENT
-
-    @property
-    def hardware_version(self) -> tuple[int, int]:  # type: ignore[override]
-        """Hardware version, as one HSM reports it."""
-        return self._hsm_slots()[0].hardware_version
-
-    @property
-    def firmware_version(self) -> tuple[int, int]:  # type: ignore[override]
-        """Firmware version, as one HSM reports it."""
-        return self._hsm_slots()[0].firmware_version
-
-    @property
-    def cryptoki_version(self) -> tuple[int, int]:  # type: ignore[override]
-        """PKCS#11 API version, as one HSM reports it."""
-        return self._hsm_slots()[0].cryptoki_version
-
-    def get_token(self) -> ClusterToken:
-        """The cluster's token."""
-        return self._client.token
-
-    def get_mechanisms(self) -> set[Any]:
-        """The mechanisms every ACTIVE HSM of the cluster supports (``C_GetMechanismList``)."""
-        common: set[Any] | None = None
-        for slot in self._hsm_slots():
-            mechanisms = set(slot.get_mechanisms())
-            common = mechanisms if common is None else common & mechanisms
-        return common or set()
-
-    def get_mechanism_info(self, mechanism: Any) -> Any:
-        """Key sizes and flags of ``mechanism``, from one of the HSMs (``C_GetMechanismInfo``)."""
-        return self._hsm_slots()[0].get_mechanism_info(mechanism)
-
-    def __repr__(self) -> str:
-        return f"<ClusterSlot {self._client.cluster_id}>"
-
-
-class ClusterToken(types.Token):
-    """The one PKCS#11 token (in one slot) that represents the whole cluster.
-
-    ``token.open(user_pin="alice:password", rw=True)`` is the same as
-    ``client.login("alice:password", rw=True)``. Its label is the cluster id.
-    ``token.slot`` is a :class:`ClusterSlot`: one PKCS#11 slot represents the cluster, and
-    ``token.slot.get_mechanisms()`` lists what every ACTIVE HSM supports.
-    """
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._slot = ClusterSlot(client)
-
-    def _identity(self) -> Any:
-        return ("ClusterToken", self._client.cluster_id)
-
-    @property
-    def label(self) -> str:  # type: ignore[override]
-        """The cluster id."""
-        return self._client.cluster_id
-
-    @property
-    def serial(self) -> bytes:  # type: ignore[override]
-        """The cluster id, as bytes."""
-        return self._client.cluster_id.encode()
-
-    @property
-    def manufacturer_id(self) -> str:  # type: ignore[override]
-        """Who made this token (the lab's simulation)."""
-        return "CloudHSM Lab (simulated)"
-
-    @property
-    def model(self) -> str:  # type: ignore[override]
-        """The simulated model."""
-        return "cluster"
-
-    @property
-    def flags(self) -> TokenFlag:
-        """Token flags: login required, RNG, initialized."""
-        return TokenFlag.LOGIN_REQUIRED | TokenFlag.RNG | TokenFlag.TOKEN_INITIALIZED
-
-    @property
-    def slot(self) -> ClusterSlot:  # type: ignore[override]
-        """The slot: one PKCS#11 slot represents the whole cluster."""
-        return self._slot
-
-    def open(
-        self,
-        rw: bool = False,
-        user_pin: str | bytes | None = None,
-        so_pin: str | None = None,
-        user_type: Any = None,
-        **_: Any,
-    ) -> ClusterSession:
-        """Open a session logged in with ``user_pin`` (``<username>:<password>``)."""
-        if so_pin is not None or user_pin is None:
-            raise WrongRole(
-                "CloudHSM's PKCS#11 library logs in crypto users only, with "
-                "user_pin='<username>:<password>'.",
-                "Pass user_pin=...; manage users with CloudHSM CLI (client.cli).",
-            )
-        return self._client.login(user_pin, rw=rw)
-
-    def __repr__(self) -> str:
-        return f"<ClusterToken {self.label}>"
 
 
 class Client:
@@ -229,25 +84,23 @@ class Client:
         self.store = ClusterStore(workspace, view.cluster_id)
         self.users = UserDirectory(self.store)
         self.requests = RequestLog()
+        #: The cluster's HSMs, the client's links to them and its routing version.
+        self.topology = Topology(workspace, self.tokens, self.store, view)
+        #: Key records and the token-key protocol (create, delete, share).
+        self.keys = KeyStore(self.store, self.topology, self.users, self.requests)
         self.token = ClusterToken(self)
-        self._view = view
-        self._next_poll = 0.0
-        self._topo_version = 0
-        self._signature: Any = None
-        self._rr = 0
-        self._links: dict[str, HsmLink] = {}
-        self._down: set[str] = set()
+        #: The cluster as a loaded PKCS#11 library (``lib.get_token(...)``, ``get_slots()``).
+        self.lib = ClusterLibrary(self)
         self._sessions: list[ClusterSession] = []
-        self._rec_stamp: Any = None
-        self._rec_cache: dict[int, KeyRecord] = {}
         self._cli: Any = None
         self.store.ensure(owner=config.owner or view.owner)
 
     def __repr__(self) -> str:
-        active = sum(1 for h in self._view.hsms if h.usable)
+        view = self.topology.view
+        active = sum(1 for h in view.hsms if h.usable)
         return (
-            f"<Client {self.cluster_id}: {len(self._view.hsms)} HSM(s), {active} ACTIVE, "
-            f"cluster {self._view.state}>"
+            f"<Client {self.cluster_id}: {len(view.hsms)} HSM(s), {active} ACTIVE, "
+            f"cluster {view.state}>"
         )
 
     # -- what learners look at ---------------------------------------------------------------
@@ -256,13 +109,13 @@ class Client:
     def hsms(self) -> tuple[HsmEndpoint, ...]:
         """The cluster's HSMs as last seen (refreshed every half second while in use)."""
         self.poll()
-        return self._view.hsms
+        return self.topology.view.hsms
 
     @property
     def cluster_state(self) -> str:
         """The cluster state (``INITIALIZED``, ``ACTIVE`` …)."""
         self.poll(force=True)
-        return self._view.state
+        return self.topology.view.state
 
     @property
     def cli(self) -> Any:
@@ -288,7 +141,17 @@ class Client:
                 "Create a crypto user with the CloudHSM CLI (`user create --role crypto-user`) "
                 "and log in as that user.",
             )
+        return self.open_session_for(user, rw)
+
+    def open_session_for(self, user: User, rw: bool = True) -> ClusterSession:
+        """A session for ``user``, already authenticated (the CloudHSM CLI's login)."""
         session = ClusterSession(self, user, rw)
+        self._sessions.append(session)
+        return session
+
+    def open_public(self, rw: bool = False) -> ClusterSession:
+        """A public (not logged-in) session: digest, random, public keys only."""
+        session = ClusterSession(self, None, rw)
         self._sessions.append(session)
         return session
 
@@ -296,17 +159,19 @@ class Client:
         """Same as ``client.token.open(rw=..., user_pin=...)``."""
         return self.token.open(rw=rw, user_pin=user_pin)
 
+    def open_sessions(self) -> list[ClusterSession]:
+        """The sessions opened through this client and not closed yet."""
+        return [s for s in self._sessions if not s.closed]
+
     def logged_in_users(self) -> set[str]:
         """Users with an open session through this client."""
-        return {s.username for s in self._sessions if not s._closed}
+        return {s.username for s in self.open_sessions() if s.username}
 
     def close(self) -> None:
         """Close every session and the client's own HSM connections."""
         for session in list(self._sessions):
             session.close()
-        for link in self._links.values():
-            link.close()
-        self._links.clear()
+        self.topology.close()
 
     def __enter__(self) -> Client:
         return self
@@ -316,84 +181,9 @@ class Client:
 
     # -- cluster view, sync ----------------------------------------------------------------------
 
-    def _describe(self) -> ClusterView:
-        try:
-            return resolver.describe(self.workspace, self.cluster_id)
-        except resolver.ClusterNotFound:
-            return ClusterView(self.cluster_id, "DELETED", ())
-
-    def _routable(self) -> list[HsmEndpoint]:
-        in_sync = self.store.read().get("hsms", {})
-        return [
-            h
-            for h in self._view.hsms
-            if h.usable and h.hsm_id in in_sync and h.hsm_id not in self._down
-        ]
-
     def poll(self, force: bool = False) -> None:
         """Re-read the cluster's HSMs; synchronize HSMs that joined; reroute around gone ones."""
-        now = time.monotonic()
-        if not force and now < self._next_poll:
-            return
-        self._next_poll = now + POLL_INTERVAL
-        view = self._describe()
-        self._view = view
-        self._down &= {h.hsm_id for h in view.hsms}
-        usable = {h.hsm_id for h in view.usable_hsms} - self._down
-        in_sync = set(self.store.read().get("hsms", {}))
-        if usable != in_sync:
-            self._reconcile(view)
-        signature = (
-            tuple((h.hsm_id, h.state) for h in view.hsms),
-            frozenset(self.store.read().get("hsms", {})),
-            frozenset(self._down),
-            self.store.stamp(),
-        )
-        if signature != self._signature:
-            self._signature = signature
-            self._topo_version += 1
-
-    def _mark_down(self, hsm_ids: list[str]) -> None:
-        """HSMs whose token is gone: stop routing to them until they leave the cluster."""
-        self._down.update(hsm_ids)
-        with self.store.update() as doc:
-            for hsm_id in hsm_ids:
-                doc.get("hsms", {}).pop(hsm_id, None)
-        self._bump()
-
-    def _bump(self) -> None:
-        self._rec_stamp = None
-        self._topo_version += 1
-
-    def _link(self, endpoint: HsmEndpoint) -> HsmLink:
-        link = self._links.get(endpoint.hsm_id)
-        if link is None:
-            link = self._links[endpoint.hsm_id] = HsmLink(self.tokens, endpoint)
-        return link
-
-    def _reconcile(self, view: ClusterView, progress: Any = None) -> sync.SyncReport:
-        for hsm_id in [h for h in self._links if view.hsm(h) is None]:
-            self._links.pop(hsm_id).close()
-        while True:
-            links = []
-            for endpoint in view.usable_hsms:
-                if endpoint.hsm_id in self._down:
-                    continue
-                link = self._link(endpoint)
-                try:
-                    link.session  # noqa: B018 - open now: a missing token means a dead HSM
-                except (TokenNotFound, pkcs11.PKCS11Error):
-                    self._down.add(endpoint.hsm_id)
-                    continue
-                links.append(link)
-            try:
-                with self.store.locked():
-                    report = sync.reconcile(self.store, links, progress)
-                break
-            except (pkcs11.SessionHandleInvalid, pkcs11.SessionClosed):
-                continue  # the library was re-initialized under us: reopen and retry
-        self._bump()
-        return report
+        self.topology.poll(force)
 
     def reconcile(self, progress: bool | Callable[[int, int], None] = True) -> sync.SyncReport:
         """Synchronize the cluster now: finish half-done changes, copy keys to every HSM.
@@ -402,38 +192,17 @@ class Client:
         progress bar when many keys are copied. Returns a
         :class:`~labsupport.client.sync.SyncReport`.
         """
-        self._down.clear()
-        view = self._describe()
-        self._view = view
         callback = _SyncProgress() if progress is True else (progress or None)
         try:
-            return self._reconcile(view, callback)
+            return self.topology.reconcile(callback)
         finally:
             if hasattr(callback, "close"):
                 callback.close()
 
-    # -- key records ------------------------------------------------------------------------------
+    # -- what sessions ask the client for ------------------------------------------------------
 
-    def _records(self) -> dict[int, KeyRecord]:
-        stamp = self.store.stamp()
-        if stamp != self._rec_stamp:
-            data = self.store.read()
-            self._rec_cache = {
-                r.ref: r
-                for r in (KeyRecord.from_json(k, v) for k, v in data.get("keys", {}).items())
-            }
-            self._rec_stamp = stamp
-        return self._rec_cache
-
-    def _update_record(self, ref: int, **fields: Any) -> None:
-        with self.store.update() as doc:
-            doc["keys"][format_ref(ref)].update(fields)
-        self._bump()
-
-    def _session_ref(self) -> int:
-        return (1 << 62) | ((os.getpid() & 0xFFFFF) << 24) | next(_session_counter)
-
-    def _availability_failure(self, ref: int, copies: int) -> None:
+    def availability_failure(self, ref: int, copies: int) -> None:
+        """Log and raise CloudHSM's key-availability error for key ``ref``."""
         message = AVAILABILITY_MESSAGE.format(handle=ref)
         self._log("ERROR", message)
         raise KeyAvailabilityError(
@@ -448,169 +217,30 @@ class Client:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(f"[{stamp}] [ {os.getpid()} ] [{level}] {message}\n")
 
-    def _create_token_keys(
-        self,
-        session: ClusterSession,
-        classes: list[KeyClass],
-        key_type: Any,
-        learner_id: bytes | None,
-        extractable: bool,
-        make: Callable[[HsmLink, list[int], dict[Attribute, Any]], list[pkcs11.Object]],
-        prefer: str | None,
-        local: bool,
-        inherit: tuple[bool, bool] | None = None,
-    ) -> list[ClusterKey]:
-        if not session._order:
-            raise LabError(
-                "The cluster has no ACTIVE HSM to create the key on.",
-                "Create an HSM and wait for it to become ACTIVE.",
-            )
-        type_name = pkcs11.KeyType(key_type).name if key_type is not None else "UNKNOWN"
-        with self.store.locked():
-            with self.store.update() as doc:
-                refs = []
-                for _ in classes:
-                    refs.append(doc["next_ref"])
-                    doc["next_ref"] += 1
-                for i, (ref, key_class) in enumerate(zip(refs, classes, strict=True)):
-                    public = key_class is KeyClass.PUBLIC
-                    rec = KeyRecord(
-                        ref=ref,
-                        owner=session.username,
-                        key_class=key_class,
-                        key_type=type_name,
-                        learner_id=bytes(learner_id or b""),
-                        extractable=True if public else extractable,
-                        never_extractable=False if public else not extractable,
-                        local=local,
-                        status=KeyStatus.PENDING,
-                        pair=refs[1 - i] if len(refs) == 2 else None,
-                    )
-                    doc["keys"][rec.reference] = rec.to_json()
-            if prefer not in session._links:
-                self._rr += 1
-                prefer = session._order[self._rr % len(session._order)]
-            assert prefer is not None
-            home = session._links[prefer]
-            internal = {} if classes == [KeyClass.PUBLIC] else {Attribute.EXTRACTABLE: True}
-            objs = make(home, refs, internal)
-            self.requests.record(prefer, "generate")
-            for ref, obj in zip(refs, objs, strict=True):
-                home.remember(ref, obj)
-            failed = []
-            for hsm_id in session._order:
-                if hsm_id == prefer:
-                    continue
-                try:
-                    for ref, obj in zip(refs, objs, strict=True):
-                        sync.copy_key(home, obj, session._links[hsm_id], ref)
-                        if sync.after_copy_hook is not None:
-                            sync.after_copy_hook(ref, hsm_id)
-                except (pkcs11.PKCS11Error, LabError):
-                    failed.append(hsm_id)
-            with self.store.update() as doc:
-                for ref, obj in zip(refs, objs, strict=True):
-                    rec = doc["keys"][format_ref(ref)]
-                    rec["status"] = KeyStatus.OK.value
-                    rec["label"] = obj[Attribute.LABEL]
-                    rec["created_on"] = prefer
-                    if rec["key_class"] != KeyClass.PUBLIC.value:
-                        never, always = secrecy_history(obj, extractable, local, inherit)
-                        rec["never_extractable"] = never
-                        rec["always_sensitive"] = always
-                    try:
-                        rec["key_type"] = pkcs11.KeyType(obj[Attribute.KEY_TYPE]).name
-                    except (pkcs11.PKCS11Error, ValueError):
-                        pass
-                    if obj[Attribute.CLASS] == pkcs11.ObjectClass.SECRET_KEY:
-                        rec["extra"] = _secret_extra(obj)
-                for hsm_id in failed:  # resynchronized on the next poll
-                    doc.get("hsms", {}).pop(hsm_id, None)
-            records = {ref: KeyRecord.from_json(ref, doc["keys"][format_ref(ref)]) for ref in refs}
-        self._bump()
-        self._audit_keys(session, classes, local, refs, prefer, failed)
-        return [session._token_key(records[ref], obj) for ref, obj in zip(refs, objs, strict=True)]
-
-    def _audit(self, opcode: str, hsm_ids: list[str], actor: str, refs: list[int]) -> None:
-        """Write the HSMs' audit-log events for a key command (CloudWatch Logs)."""
-        from labsupport.aws.inprocess import DEFAULT_REGION
-        from labsupport.hsm.audit import Opcode, emit_quietly
-
-        emit_quietly(
-            self.workspace,
-            self.cluster_id,
-            Opcode(opcode),
-            hsm_ids=hsm_ids,
-            owner=self.store.read().get("owner") or self._view.owner or "workspace",
-            region=self._view.region or DEFAULT_REGION,
-            actor=actor,
-            keys=[format_ref(r) for r in refs],
-        )
-
-    def _audit_keys(
-        self,
-        session: ClusterSession,
-        classes: list[KeyClass],
-        local: bool,
-        refs: list[int],
-        home: str,
-        failed: list[str],
-    ) -> None:
-        if len(classes) == 2:
-            opcode = "CN_GENERATE_KEY_PAIR"
-        elif classes == [KeyClass.PUBLIC]:
-            opcode = "CN_CREATE_OBJECT"
-        else:
-            opcode = "CN_GENERATE_KEY" if local else "CN_UNWRAP_KEY"
-        self._audit(opcode, [home], session.username, refs)
-        others = [h for h in session._order if h != home and h not in failed]
-        self._audit("CN_INSERT_MASKED_OBJECT_USER", others, session.username, refs)
-
-    def _destroy_token_key(self, session: ClusterSession, ref: int) -> None:
-        rec = self._records().get(ref)
-        if rec is None:
-            raise pkcs11.exceptions.KeyHandleInvalid(f"Key {format_ref(ref)} was deleted.")
-        rec.require_owner(session.username, "delete")
-        session._fresh()
-        with self.store.locked():
-            self._update_record(ref, status=KeyStatus.DELETING.value)
-            sync.destroy_key([session._links[h] for h in session._order], ref)
-            for link in self._links.values():
-                link.forget(ref)
-            with self.store.update() as doc:
-                doc["keys"].pop(format_ref(ref), None)
-        session._keys.pop(ref, None)
-        self._bump()
-        self._audit("CN_TOMBSTONE_OBJECT", list(session._order), session.username, [ref])
-
-    def _share(self, actor: str, ref: int, username: str, share: bool) -> None:
-        rec = self._records().get(ref)
-        if rec is None:
-            raise pkcs11.exceptions.KeyHandleInvalid(f"Key {format_ref(ref)} was deleted.")
-        rec.require_owner(actor, "share" if share else "unshare")
-        name = normalize_username(username)
-        target = self.users.get(name)
-        if target.role is not Role.CRYPTO_USER:
-            raise UserError(
-                f"{name} is an {target.role.value}; keys are shared with crypto users only.",
-                "Share with a crypto user.",
-            )
-        if name == rec.owner:
-            raise UserError(f"{name} owns key {rec.reference} already.", "Share with another user.")
-        shared = [u for u in rec.shared if u != name] + ([name] if share else [])
-        self._update_record(ref, shared=sorted(shared))
-        self._audit("CN_SHARE_OBJECT", [h.hsm_id for h in self._view.usable_hsms], actor, [ref])
-
-    def _session_closed(self, session: ClusterSession) -> None:
+    def session_closed(self, session: ClusterSession) -> None:
+        """A session of this client closed: forget it."""
         if session in self._sessions:
             self._sessions.remove(session)
 
-    def _set_pin(self, session: ClusterSession, old_pin: str | bytes, new_pin: str | bytes) -> None:
+    def set_pin(self, username: str, old_pin: str | bytes, new_pin: str | bytes) -> None:
+        """Change ``username``'s own password (``C_SetPIN`` with ``user:password`` PINs)."""
+        if old_pin is None or new_pin is None:  # as python-pkcs11 fails on a real library
+            raise AttributeError("set_pin needs both PINs ('<user>:<password>')")
+        if not new_pin:
+            raise ckr.PinLenRange("The new PIN is empty (CKR_PIN_LEN_RANGE).")
+        if ":" not in (old_pin.decode() if isinstance(old_pin, bytes) else old_pin):
+            raise LoginFailed(
+                "The old PIN is not this user's '<username>:<password>' (CKR_PIN_INCORRECT).",
+                "Pass your current PIN as the first argument.",
+            )
         old_user, old_password = split_pin(old_pin)
         new_user, new_password = split_pin(new_pin)
-        if normalize_username(old_user) != session.username or normalize_username(new_user) != (
-            session.username
-        ):
+        if not PASSWORD_MIN <= len(new_password) <= PASSWORD_MAX:
+            raise ckr.PinLenRange(
+                f"CloudHSM passwords are {PASSWORD_MIN} to {PASSWORD_MAX} characters "
+                "(CKR_PIN_LEN_RANGE)."
+            )
+        if normalize_username(old_user) != username or normalize_username(new_user) != username:
             raise UserError(
                 "set_pin changes the logged-in user's own password.",
                 "Use '<you>:<old password>' and '<you>:<new password>'.",
@@ -620,26 +250,12 @@ class Client:
 
     def token_labels(self, hsm_id: str) -> list[str]:
         """Labels of the key objects stored on one HSM's token (what `pkcs11-tool -O` lists)."""
-        endpoint = self._describe().hsm(hsm_id)
+        endpoint = self.topology.describe().hsm(hsm_id)
         if endpoint is None:
             raise LabError(f"The cluster has no HSM {hsm_id}.", "Check client.hsms.")
-        link = self._link(endpoint)
+        link = self.topology.link(endpoint)
         link.invalidate()
         return sorted(objs[0][Attribute.LABEL] for objs in link.index().values())
-
-
-def _secret_extra(obj: pkcs11.Object) -> dict[str, Any]:
-    """CKA_VALUE_LEN and CKA_CHECK_VALUE of a secret key (lost by SoftHSM on unwrap)."""
-    extra: dict[str, Any] = {}
-    try:
-        if obj[Attribute.VALUE_LEN]:
-            extra["value_len"] = int(obj[Attribute.VALUE_LEN])
-        kcv = obj[Attribute.CHECK_VALUE]
-        if kcv:
-            extra["check_value"] = bytes(kcv).hex()
-    except pkcs11.PKCS11Error:
-        pass
-    return extra
 
 
 class _SyncProgress:
@@ -681,4 +297,4 @@ def connect(workspace: Workspace | None = None) -> Client:
     return client
 
 
-__all__ = ["Client", "ClusterSlot", "ClusterToken", "User", "connect"]
+__all__ = ["AVAILABILITY_MESSAGE", "Client", "ClusterSlot", "ClusterToken", "User", "connect"]

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from labsupport.client.roles import Role
 from labsupport.workspace.home import Workspace, belongs_to
 from labsupport.workspace.statefile import StateFile
 
@@ -48,8 +49,6 @@ def _statefile(workspace: Workspace, cluster_id: str) -> StateFile:
 
 def initial_document(cluster_id: str, owner: str) -> dict[str, Any]:
     """A fresh cluster: the unactivated ``admin`` and the AWS-managed ``app_user``."""
-    from labsupport.client.users import Role
-
     return {
         "cluster_id": cluster_id,
         "owner": owner,
@@ -112,6 +111,17 @@ class ClusterStore:
         except FileNotFoundError:
             return (0, 0)
         return (st.st_mtime_ns, st.st_ino)
+
+
+def store_for_hsm(workspace: Workspace, hsm_id: str) -> ClusterStore | None:
+    """The store of the cluster whose HSMs include ``hsm_id`` (as last synchronized)."""
+    for path in sorted(workspace.state_dir.glob(f"{STATE_PREFIX}*.json")):
+        cluster_id = path.name[len(STATE_PREFIX) : -len(".json")]
+        store = ClusterStore(workspace, cluster_id)
+        with contextlib.suppress(Exception):  # a damaged document is no one's
+            if hsm_id in store.read().get("hsms", {}):
+                return store
+    return None
 
 
 def _gone(workspace: Workspace, cluster_id: str) -> bool:

@@ -78,3 +78,25 @@ class NoHsmAvailable(LabError, ckr.DeviceError):
 
 class SessionClosedError(LabError, ckr.SessionClosed):
     """The cluster session was closed; open a new one with ``client.login(...)``."""
+
+
+class NotSupportedByCloudHsm(LabError, ckr.FunctionNotSupported):
+    """A PKCS#11 function AWS CloudHSM's library does not implement (CKR_FUNCTION_NOT_SUPPORTED):
+    C_CopyObject, C_DigestKey, C_InitPIN, C_SeedRandom, C_InitToken, security-officer login."""
+
+
+class AttributeNotSupported(LabError, ckr.AttributeTypeInvalid):
+    """An attribute AWS CloudHSM's library does not support in a template
+    (CKR_ATTRIBUTE_TYPE_INVALID), e.g. CKA_ALWAYS_AUTHENTICATE."""
+
+
+class ObjectClassNotSupported(LabError, ckr.AttributeValueInvalid):
+    """An object class the cluster does not store (certificates, data objects)."""
+
+
+class KeySizeNotSupported(LabError, ckr.KeySizeRange):
+    """A key size AWS CloudHSM refuses (RSA below 2048 bits) (CKR_KEY_SIZE_RANGE)."""
+
+
+class NotLoggedIn(LabError, ckr.UserNotLoggedIn):
+    """A public (not logged-in) session tried something that needs a crypto user."""

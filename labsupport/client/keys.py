@@ -100,6 +100,9 @@ class KeyRecord:
     #: CKA_ALWAYS_SENSITIVE as the HSM that made the key reported it (None: not recorded,
     #: e.g. public keys, which do not have it).
     always_sensitive: bool | None = None
+    #: CKA_SENSITIVE as its user set it (None: public key, or a record from before the lab
+    #: recorded it). The HSM copies of a non-extractable key are always sensitive.
+    sensitive: bool | None = None
     shared: tuple[str, ...] = ()
     status: KeyStatus = KeyStatus.PENDING
     pair: int | None = None
@@ -137,6 +140,7 @@ class KeyRecord:
             always_sensitive=(
                 None if data.get("always_sensitive") is None else bool(data["always_sensitive"])
             ),
+            sensitive=None if data.get("sensitive") is None else bool(data["sensitive"]),
             shared=tuple(data.get("shared", ())),
             status=KeyStatus(data.get("status", "ok")),
             pair=data.get("pair"),

@@ -20,7 +20,7 @@ from pkcs11 import Attribute, ObjectClass
 
 from labsupport.client.endpoints import HsmEndpoint
 from labsupport.client.keys import id_to_ref, ref_to_id
-from labsupport.hsm.tokens import TokenStore
+from labsupport.hsm.tokens import TokenStore, firmware_session
 
 SYNC_KEY_LABEL = "cloudhsm-lab:cluster-sync-key"
 
@@ -62,7 +62,7 @@ class HsmLink:
         self._index = None
         self._sync_key = None
         self._session = None
-        session = self.tokens.open_session(self.endpoint.token_label, rw=True)
+        session = firmware_session(self.tokens, self.endpoint.token_label, rw=True)
         self._session = session
         self.generation = self.tokens.generation
 

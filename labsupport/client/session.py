@@ -29,7 +29,6 @@ keys are unaffected — the client reopens its sessions). Multi-part operations
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -37,14 +36,25 @@ from typing import TYPE_CHECKING, Any
 import pkcs11
 from pkcs11 import Attribute, KeyType, ObjectClass, types
 from pkcs11 import exceptions as ckr
+from pkcs11.attributes import AttributeMapper
+from pkcs11.defaults import DEFAULT_GENERATE_MECHANISMS
 
-from labsupport.client import sync
+from labsupport.client import mechanisms
 from labsupport.client.errors import (
-    KeyNotExtractable,
-    KeyPermissionError,
+    AttributeNotSupported,
+    KeySizeNotSupported,
     NoHsmAvailable,
+    NotLoggedIn,
+    NotSupportedByCloudHsm,
+    ObjectClassNotSupported,
     SessionClosedError,
     SessionKeyLost,
+)
+from labsupport.client.keyobjects import (
+    _RAW_MAPPER,
+    ClusterKey,
+    _capabilities_of,
+    _key_class,
 )
 from labsupport.client.keys import (
     KeyClass,
@@ -54,547 +64,13 @@ from labsupport.client.keys import (
     id_to_ref,
     ref_to_id,
 )
+from labsupport.client.keystore import secrecy_history
 from labsupport.client.links import HsmLink
-from labsupport.crypto.keygen import USAGE_ATTRIBUTES
-from labsupport.errors import LabError, TokenNotFound
-from labsupport.hsm.tokens import _LIBRARY
-
-_monotonic = time.monotonic
+from labsupport.errors import TokenNotFound
 
 if TYPE_CHECKING:
-    from labsupport.client.client import Client
+    from labsupport.client.interfaces import ClusterClient
     from labsupport.client.users import User
-
-#: Errors after which an operation is retried on another HSM (the HSM or its session died).
-FAILOVER_ERRORS = (
-    ckr.SessionHandleInvalid,
-    ckr.SessionClosed,
-    ckr.TokenNotPresent,
-    ckr.DeviceRemoved,
-    ckr.DeviceError,
-    ckr.ObjectHandleInvalid,
-    ckr.KeyHandleInvalid,
-    ckr.GeneralError,
-    TokenNotFound,
-)
-
-_CAPABILITIES = USAGE_ATTRIBUTES
-# Read from the key's record, not from a replica: a copy made by synchronization is an
-# unwrapped key, for which SoftHSM reports CKA_ALWAYS_SENSITIVE (and CKA_NEVER_EXTRACTABLE)
-# false; every HSM must report what the original reports.
-_RECORD_ATTRS = (
-    Attribute.ID,
-    Attribute.EXTRACTABLE,
-    Attribute.NEVER_EXTRACTABLE,
-    Attribute.LOCAL,
-    Attribute.ALWAYS_SENSITIVE,
-)
-# SoftHSM 2.6 leaves CKA_VALUE_LEN and CKA_CHECK_VALUE empty on unwrapped copies: the
-# record keeps the values read from the HSM that generated the key.
-_EXTRA_ATTRS = {Attribute.VALUE_LEN: "value_len", Attribute.CHECK_VALUE: "check_value"}
-
-
-# =========================================================================================
-# keys
-# =========================================================================================
-
-
-class ClusterKey:
-    """Base of the cluster's key objects: routing, attributes, ownership.
-
-    Do not create these yourself; they come from a :class:`ClusterSession`
-    (``generate_key``, ``get_key`` …). ``key.handle`` is the key reference as an integer
-    and ``key.reference`` the same as CloudHSM CLI prints it (``0x…``).
-    """
-
-    def __init__(
-        self,
-        session: ClusterSession,
-        ref: int,
-        key_class: KeyClass,
-        record: KeyRecord | None,
-        home: tuple[str, HsmLink, int, pkcs11.Object] | None = None,
-    ) -> None:
-        self._s = session
-        self.ref = ref
-        self._class = key_class
-        self._record = record
-        self._home = home  # session keys: (hsm id, link, link generation, object)
-        self._deleted = False  # session keys: destroyed by the user (not lost with an HSM)
-        self._stamp = -1
-        self._rr = 0
-        self._reps: list[tuple[str, pkcs11.Object]] = []
-
-    # -- identity ---------------------------------------------------------------------
-
-    def _identity(self) -> Any:
-        return ("ClusterKey", self._s._client.cluster_id, self.ref)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ClusterKey) and self._identity() == other._identity()
-
-    def __hash__(self) -> int:
-        return hash(self._identity())
-
-    @property
-    def handle(self) -> int:
-        """The key reference as an integer (CloudHSM uses it as the PKCS#11 handle)."""
-        return self.ref
-
-    @property
-    def reference(self) -> str:
-        """The key reference as CloudHSM CLI prints it: ``0x`` + 16 hex digits."""
-        return format_ref(self.ref)
-
-    @property
-    def session(self) -> ClusterSession:
-        """The cluster session this key object belongs to."""
-        return self._s
-
-    @property
-    def is_token_key(self) -> bool:
-        """True for token keys (synchronized to every HSM), False for session keys."""
-        return self._home is None
-
-    @property
-    def owner(self) -> str:
-        """The crypto user who owns the key."""
-        rec = self._current_record()
-        return rec.owner if rec else self._s.username
-
-    @property
-    def shared_with(self) -> tuple[str, ...]:
-        """The crypto users the owner shared the key with."""
-        rec = self._current_record()
-        return rec.shared if rec else ()
-
-    @property
-    def hsms(self) -> list[str]:
-        """The HSMs that hold a copy of this key now (its coverage)."""
-        if self._home is not None:
-            return [self._home[0]]
-        s = self._s
-        s._fresh()
-        return [h for h in s._order if s._links[h].find(self.ref) is not None]
-
-    # -- routing --------------------------------------------------------------------------
-
-    def _current_record(self) -> KeyRecord | None:
-        if self._home is not None:
-            return self._record
-        return self._s._client._records().get(self.ref)
-
-    def _resolve(self) -> None:
-        s = self._s
-        client = s._client
-        if self._home is not None:
-            hsm_id, link, generation, obj = self._home
-            if self._deleted:
-                raise ckr.KeyHandleInvalid(f"Session key {self.reference} was deleted.")
-            if s._links.get(hsm_id) is not link or link.generation != generation or not link.alive:
-                raise SessionKeyLost(
-                    f"Session key {self.reference} is gone: it lived only on {hsm_id}, and "
-                    "that HSM (or this kernel's PKCS#11 session with it) went away.",
-                    "Session keys (store=False) live on one HSM and end with the session. "
-                    "Use store=True for keys that must survive; in the lab, creating or "
-                    "deleting an HSM also restarts the PKCS#11 library, which ends session keys.",
-                )
-            self._reps = [(hsm_id, obj)]
-            self._stamp = s._stamp
-            return
-        rec = client._records().get(self.ref)
-        if rec is None or rec.status is KeyStatus.DELETING:
-            raise ckr.KeyHandleInvalid(f"Key {self.reference} was deleted.")
-        if not rec.visible_to(s.username):
-            raise KeyPermissionError(
-                f"Key {self.reference} is no longer shared with {s.username}.",
-                f"Ask its owner ({rec.owner}) to share it again.",
-            )
-        self._record = rec
-        reps = []
-        for hsm_id in s._order:
-            obj = s._links[hsm_id].find(self.ref)
-            if obj is not None:
-                reps.append((hsm_id, obj))
-        if not reps:
-            raise NoHsmAvailable(
-                f"No ACTIVE HSM holds key {self.reference} right now.",
-                "Wait for the HSM(s) to return to ACTIVE, or add an HSM to the cluster "
-                "(its keys come from the other HSMs).",
-            )
-        if len(reps) < 2 and not client.config.disable_key_availability_check:
-            client._availability_failure(self.ref, len(reps))
-        self._reps = reps
-        self._stamp = s._stamp
-
-    def _route(self, operation: str) -> pkcs11.Object:
-        # The hot path of every operation: keep it to a few attribute reads.
-        s = self._s
-        client = s._client
-        if s._gen != _LIBRARY.generation or s._topo != client._topo_version:
-            s._fresh()
-        if self._stamp != s._stamp:
-            self._resolve()
-        reps = self._reps
-        if len(reps) == 1:
-            hsm_id, obj = reps[0]
-        else:
-            self._rr += 1  # round robin per key
-            hsm_id, obj = reps[self._rr % len(reps)]
-        log = client.requests
-        log.total += 1
-        log._items.append((log.total, hsm_id, operation))
-        if not log.total & 31 and _monotonic() >= client._next_poll:
-            client.poll()  # look for cluster changes now and then (applies from the next call)
-        return obj
-
-    def _retry(self, operation: str, call: Callable[[pkcs11.Object], Any]) -> Any:
-        """Run ``call`` on a replica; on an HSM failure re-resolve and try another one."""
-        last: Exception | None = None
-        for _ in range(3):
-            self._s._client.poll(force=True)
-            self._s._refresh()
-            self._stamp = -1
-            try:
-                return call(self._route(operation))
-            except FAILOVER_ERRORS as exc:
-                last = exc
-        assert last is not None
-        raise last
-
-    def _replica_on(self, hsm_id: str) -> pkcs11.Object | None:
-        if self._stamp != self._s._stamp:
-            self._resolve()
-        return next((obj for h, obj in self._reps if h == hsm_id), None)
-
-    def _any(self) -> pkcs11.Object:
-        s = self._s
-        s._fresh()
-        if self._stamp != s._stamp:
-            self._resolve()
-        return self._reps[0][1]
-
-    # -- attributes --------------------------------------------------------------------------
-
-    def _record_attr(self, attr: Attribute) -> Any:
-        rec = self._current_record() or self._record
-        assert rec is not None
-        if attr == Attribute.ID:
-            return rec.learner_id
-        if attr == Attribute.EXTRACTABLE:
-            return rec.extractable
-        if attr == Attribute.NEVER_EXTRACTABLE:
-            return rec.never_extractable
-        if attr == Attribute.ALWAYS_SENSITIVE:
-            return rec.always_sensitive  # None (not recorded): read it from an HSM
-        return rec.local
-
-    def _extra_attr(self, attr: Attribute) -> Any:
-        if self._home is not None:
-            return None
-        rec = self._current_record() or self._record
-        value = rec.extra.get(_EXTRA_ATTRS[attr]) if rec is not None else None
-        if value is None:
-            return None
-        return bytes.fromhex(value) if attr == Attribute.CHECK_VALUE else value
-
-    def __getitem__(self, attr: Attribute) -> Any:
-        if attr in _RECORD_ATTRS and (self._record is not None or self._home is None):
-            value = self._record_attr(attr)
-            if value is not None:
-                return value
-        if attr in _EXTRA_ATTRS:
-            value = self._extra_attr(attr)
-            if value is not None:
-                return value
-        return self._any()[attr]
-
-    def get_attributes(self, keys: list[Attribute]) -> dict[Attribute, Any]:
-        """Read several attributes at once (as python-pkcs11's ``Object.get_attributes``)."""
-        special = [k for k in keys if k in _RECORD_ATTRS or k in _EXTRA_ATTRS]
-        plain = [k for k in keys if k not in special]
-        out = self._any().get_attributes(plain) if plain else {}
-        for k in special:
-            out[k] = self[k]
-        return out
-
-    def __setitem__(self, attr: Attribute, value: Any) -> None:
-        s = self._s
-        if self._home is not None:
-            self._any()[attr] = value
-            return
-        rec = self._current_record()
-        assert rec is not None
-        rec.require_owner(s.username, "modify")
-        if attr == Attribute.ID:
-            s._client._update_record(self.ref, learner_id=bytes(value).hex())
-            return
-        if attr == Attribute.EXTRACTABLE:
-            if value and not rec.extractable:
-                raise ckr.AttributeReadOnly("CKA_EXTRACTABLE cannot go from false to true.")
-            s._client._update_record(self.ref, extractable=bool(value))
-            return
-        s._fresh()
-        for hsm_id in s._order:
-            obj = s._links[hsm_id].find(self.ref)
-            if obj is not None:
-                obj[attr] = value
-        if attr == Attribute.LABEL:
-            s._client._update_record(self.ref, label=str(value))
-
-    def copy(self, attrs: dict[Attribute, Any]) -> Any:
-        """Not supported by the lab client (C_CopyObject); generate or import a new key."""
-        raise LabError(
-            "The lab's cluster client does not support copying key objects (C_CopyObject).",
-            "Generate a new key, or wrap and unwrap it, instead.",
-        )
-
-    def destroy(self) -> None:
-        """Delete the key from every HSM (owner only)."""
-        s = self._s
-        s._require_open()
-        if self._home is not None:
-            hsm_id, link, _, obj = self._home
-            with contextlib.suppress(ckr.ObjectHandleInvalid, ckr.SessionHandleInvalid):
-                obj.destroy()
-            s._session_keys.pop(self.ref, None)
-            self._home = (hsm_id, link, -2, obj)
-            self._deleted = True
-            return
-        s._client._destroy_token_key(s, self.ref)
-        self._stamp = -1
-
-    # -- sharing ---------------------------------------------------------------------------------
-
-    def share(self, username: str) -> None:
-        """Share the key with crypto user ``username`` (owner only)."""
-        self._s._client._share(self._s.username, self.ref, username, share=True)
-
-    def unshare(self, username: str) -> None:
-        """Stop sharing the key with ``username`` (owner only)."""
-        self._s._client._share(self._s.username, self.ref, username, share=False)
-
-
-class _Encrypt(types.EncryptMixin):
-    def encrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
-        """Encrypt on the next HSM that holds the key (python-pkcs11 ``encrypt``)."""
-        try:
-            return self._route("encrypt").encrypt(data, *args, **kwargs)
-        except FAILOVER_ERRORS:
-            return self._retry("encrypt", lambda obj: obj.encrypt(data, *args, **kwargs))
-
-
-class _Decrypt(types.DecryptMixin):
-    def decrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
-        """Decrypt on the next HSM that holds the key (python-pkcs11 ``decrypt``)."""
-        try:
-            return self._route("decrypt").decrypt(data, *args, **kwargs)
-        except FAILOVER_ERRORS:
-            return self._retry("decrypt", lambda obj: obj.decrypt(data, *args, **kwargs))
-
-
-class _Sign(types.SignMixin):
-    def sign(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
-        """Sign on the next HSM that holds the key (python-pkcs11 ``sign``)."""
-        try:
-            return self._route("sign").sign(data, *args, **kwargs)
-        except FAILOVER_ERRORS:
-            return self._retry("sign", lambda obj: obj.sign(data, *args, **kwargs))
-
-
-class _Verify(types.VerifyMixin):
-    def verify(self: Any, data: Any, signature: Any, *args: Any, **kwargs: Any) -> Any:
-        """Verify on the next HSM that holds the key (python-pkcs11 ``verify``)."""
-        try:
-            return self._route("verify").verify(data, signature, *args, **kwargs)
-        except FAILOVER_ERRORS:
-            return self._retry("verify", lambda obj: obj.verify(data, signature, *args, **kwargs))
-
-
-class _Wrap(types.WrapMixin):
-    def wrap_key(self: Any, key: Any, mechanism: Any = None, mechanism_param: Any = None) -> bytes:
-        """Wrap (export) ``key`` under this key. You must own ``key`` and it must be extractable."""
-        s: ClusterSession = self._s
-        s._require_open()
-        if not isinstance(key, ClusterKey):
-            raise LabError(
-                "wrap_key needs a key from this cluster session.",
-                "Find the key with session.get_key(...) first.",
-            )
-        if key._home is None:
-            rec = key._current_record()
-            assert rec is not None
-            rec.require_owner(s.username, "wrap (export)")
-            if not rec.extractable:
-                raise KeyNotExtractable(
-                    f"Key {key.reference} was created with CKA_EXTRACTABLE false; no one can "
-                    "wrap it out of the HSMs.",
-                    "Create keys you need to export with template={Attribute.EXTRACTABLE: True}.",
-                )
-        own = self._current_record()
-        if own is not None:
-            own.require_use(s.username, "wrap")
-        wrapping = self._route("wrap")
-        hsm_id = next(h for h, obj in self._reps if obj is wrapping)
-        target = key._replica_on(hsm_id) if key._home is None else key._home[3]
-        if target is None or (key._home is not None and key._home[0] != hsm_id):
-            # pick an HSM that holds both keys
-            for h, obj in self._reps:
-                cand = (
-                    key._replica_on(h)
-                    if key._home is None
-                    else (key._home[3] if key._home[0] == h else None)
-                )
-                if cand is not None:
-                    wrapping, target = obj, cand
-                    break
-        if target is None:
-            raise NoHsmAvailable(
-                "No HSM holds both the wrapping key and the key to wrap.",
-                "Session keys live on one HSM; wrap them with a token key.",
-            )
-        return wrapping.wrap_key(target, mechanism=mechanism, mechanism_param=mechanism_param)
-
-
-class _Unwrap(types.UnwrapMixin):
-    def unwrap_key(
-        self: Any,
-        object_class: ObjectClass,
-        key_type: KeyType,
-        key_data: bytes,
-        id: bytes | None = None,
-        label: str | None = None,
-        mechanism: Any = None,
-        mechanism_param: Any = None,
-        store: bool = False,
-        capabilities: Any = None,
-        template: dict[Attribute, Any] | None = None,
-    ) -> Any:
-        """Unwrap (import) a key; a token key is then copied to every HSM."""
-        s: ClusterSession = self._s
-        rec = self._current_record()
-        if rec is not None:
-            rec.require_use(s.username, "unwrap")
-        unwrapping = self._route("unwrap")
-        hsm_id = next(h for h, obj in self._reps if obj is unwrapping)
-
-        def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
-            obj = unwrapping.unwrap_key(
-                object_class,
-                key_type,
-                key_data,
-                id=ref_to_id(refs[0]),
-                label=label,
-                mechanism=mechanism,
-                mechanism_param=mechanism_param,
-                store=store,
-                capabilities=capabilities,
-                template={**(template or {}), **internal},
-            )
-            return [obj]
-
-        return s._create(
-            [KeyClass.of(object_class)],
-            key_type,
-            store,
-            id,
-            template,
-            make,
-            prefer=hsm_id,
-            local=False,
-        )[0]
-
-
-class _Derive(types.DeriveMixin):
-    def derive_key(
-        self: Any,
-        key_type: KeyType,
-        key_length: int,
-        id: bytes | None = None,
-        label: str | None = None,
-        store: bool = False,
-        capabilities: Any = None,
-        mechanism: Any = None,
-        mechanism_param: Any = None,
-        template: dict[Attribute, Any] | None = None,
-    ) -> Any:
-        """Derive a key on an HSM that holds this key; a token key is then copied to all."""
-        s: ClusterSession = self._s
-        rec = self._current_record()
-        if rec is not None:
-            rec.require_use(s.username, "derive")
-        # PKCS#11 (C_DeriveKey): the new key is never-extractable / always-sensitive only if
-        # the base key is, so take the base key's values from its record.
-        inherit = (bool(self[Attribute.NEVER_EXTRACTABLE]), bool(self[Attribute.ALWAYS_SENSITIVE]))
-        base = self._route("derive")
-        hsm_id = next(h for h, obj in self._reps if obj is base)
-
-        def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
-            return [
-                base.derive_key(
-                    key_type,
-                    key_length,
-                    id=ref_to_id(refs[0]),
-                    label=label,
-                    store=store,
-                    capabilities=capabilities,
-                    mechanism=mechanism,
-                    mechanism_param=mechanism_param,
-                    template={**(template or {}), **internal},
-                )
-            ]
-
-        return s._create(
-            [KeyClass.SECRET],
-            key_type,
-            store,
-            id,
-            template,
-            make,
-            prefer=hsm_id,
-            local=False,
-            inherit=inherit,
-        )[0]
-
-
-_MIXINS = {
-    Attribute.ENCRYPT: _Encrypt,
-    Attribute.DECRYPT: _Decrypt,
-    Attribute.SIGN: _Sign,
-    Attribute.VERIFY: _Verify,
-    Attribute.WRAP: _Wrap,
-    Attribute.UNWRAP: _Unwrap,
-    Attribute.DERIVE: _Derive,
-}
-_BASES = {
-    KeyClass.SECRET: types.SecretKey,
-    KeyClass.PUBLIC: types.PublicKey,
-    KeyClass.PRIVATE: types.PrivateKey,
-}
-_CLASS_CACHE: dict[tuple, type] = {}
-
-
-def _key_class(key_class: KeyClass, capabilities: tuple[Attribute, ...]) -> type:
-    cache_key = (key_class, capabilities)
-    klass = _CLASS_CACHE.get(cache_key)
-    if klass is None:
-        base = _BASES[key_class]
-        bases = (ClusterKey, base, *(_MIXINS[c] for c in capabilities))
-        klass = type(base.__name__, bases, {"__module__": __name__})
-        _CLASS_CACHE[cache_key] = klass
-    return klass
-
-
-def _capabilities_of(obj: pkcs11.Object) -> tuple[Attribute, ...]:
-    caps = []
-    for attr in _CAPABILITIES:
-        try:
-            if obj[attr]:
-                caps.append(attr)
-        except (ckr.AttributeTypeInvalid, ckr.AttributeSensitive):
-            continue
-    return tuple(caps)
-
 
 # =========================================================================================
 # domain parameters (EC key pairs)
@@ -621,6 +97,7 @@ class ClusterDomainParameters(types.LocalDomainParameters):
     ) -> tuple[Any, Any]:
         """Generate a key pair on one HSM; token keys are then copied to every HSM."""
         s: ClusterSession = self._session  # type: ignore[assignment]
+        s.check_generate(self._key_type, None, mechanism, public_template, private_template)
         params = {k: v for k, v in self.params.items() if k != Attribute.KEY_TYPE}
         key_type = self._key_type
 
@@ -642,7 +119,7 @@ class ClusterDomainParameters(types.LocalDomainParameters):
             return [pub, priv]
 
         template = dict(private_template or {})
-        pub, priv = s._create(
+        pub, priv = s.create_keys(
             [KeyClass.PUBLIC, KeyClass.PRIVATE], key_type, store, id, template, make
         )
         return pub, priv
@@ -664,25 +141,33 @@ class ClusterSession(types.Session):
     public keys). Close it with ``close()`` or a ``with`` block.
     """
 
-    def __init__(self, client: Client, user: User, rw: bool) -> None:
-        self._client = client
+    def __init__(self, client: ClusterClient, user: User | None, rw: bool) -> None:
+        self.client = client
         self._user = user
-        self.username = user.username
+        #: The logged-in crypto user ("" for a public session: it sees public keys only).
+        self.username = user.username if user is not None else ""
         self._rw = rw
         self._closed = False
         self._tokens = client.tokens
-        self._links: dict[str, HsmLink] = {}
-        self._order: list[str] = []
-        self._gen = -1
-        self._topo = -1
-        self._stamp = 0
+        #: The client's topology and request log (read on every routed operation).
+        self.topology = client.topology
+        self.requests = client.requests
+        self.links: dict[str, HsmLink] = {}
+        self.order: list[str] = []
+        self.generation = -1
+        self.topology_version = -1
+        self.stamp = 0
         self._keys: dict[int, ClusterKey] = {}
         self._session_keys: dict[int, ClusterKey] = {}
-        self._refresh()
+        self._home_hsm: str | None = None  # where this session's session keys live
+        #: python-pkcs11's attribute mapper (``token.open(attribute_mapper=...)``): how
+        #: attribute values are packed and unpacked for this session's caller.
+        self.attribute_mapper: AttributeMapper = _RAW_MAPPER
+        self.refresh()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._order)} HSM(s)"
-        return f"<ClusterSession {self._client.cluster_id} user={self.username} {state}>"
+        state = "closed" if self._closed else f"{len(self.order)} HSM(s)"
+        return f"<ClusterSession {self.client.cluster_id} user={self.username} {state}>"
 
     def _identity(self) -> Any:
         return ("ClusterSession", id(self))
@@ -692,7 +177,12 @@ class ClusterSession(types.Session):
     @property
     def token(self) -> Any:
         """The cluster's token (one PKCS#11 slot represents the whole cluster)."""
-        return self._client.token
+        return self.client.token
+
+    @property
+    def closed(self) -> bool:
+        """True once the session was closed."""
+        return self._closed
 
     @property
     def rw(self) -> bool:
@@ -700,19 +190,24 @@ class ClusterSession(types.Session):
         return self._rw
 
     @property
-    def user(self) -> User:
-        """The logged-in crypto user."""
+    def user(self) -> User | None:
+        """The logged-in crypto user (None for a public session)."""
         return self._user
+
+    @property
+    def user_type(self) -> pkcs11.UserType:
+        """``UserType.USER`` when a crypto user is logged in, ``NOBODY`` for a public session."""
+        return pkcs11.UserType.USER if self._user is not None else pkcs11.UserType.NOBODY
 
     def close(self) -> None:
         """Log out and close the session (session keys disappear)."""
         if self._closed:
             return
         self._closed = True
-        for link in self._links.values():
+        for link in self.links.values():
             link.close()
-        self._links.clear()
-        self._client._session_closed(self)
+        self.links.clear()
+        self.client.session_closed(self)
 
     def reaffirm_credentials(self, pin: str | bytes) -> None:
         """Not used by CloudHSM."""
@@ -720,14 +215,14 @@ class ClusterSession(types.Session):
 
     def get_objects(self, attrs: dict[Attribute, Any] | None = None) -> Iterator[Any]:
         """Search the keys this user may see (owned, shared, public), like ``C_FindObjects``."""
-        self._require_open()
-        self._fresh()
+        self.require_open()
+        self.refresh_if_stale()
         attrs = dict(attrs or {})
         want_id = attrs.pop(Attribute.ID, None)
-        records = self._client._records()
+        records = self.client.keys.records()
         found: dict[int, tuple[str, pkcs11.Object]] = {}
-        for hsm_id in self._order:
-            link = self._links[hsm_id]
+        for hsm_id in self.order:
+            link = self.links[hsm_id]
             for obj in link.session.get_objects(attrs):
                 try:
                     ref = id_to_ref(obj[Attribute.ID])
@@ -744,10 +239,10 @@ class ClusterSession(types.Session):
                     continue
                 if not rec.visible_to(self.username):
                     continue
-                key = self._token_key(rec, found[ref][1])
+                key = self.token_key(rec, found[ref][1])
             else:
                 try:
-                    key._resolve()
+                    key.resolve()
                 except SessionKeyLost:
                     continue
             if want_id is not None and key[Attribute.ID] != bytes(want_id):
@@ -757,17 +252,22 @@ class ClusterSession(types.Session):
 
     def create_object(self, attrs: dict[Attribute, Any]) -> Any:
         """Import a key object (secret, public or private); a token key is copied to all HSMs."""
-        attrs = dict(attrs)
+        attrs = dict(self._raw_template(attrs) or {})
         object_class = attrs.get(Attribute.CLASS)
         if object_class not in (
             ObjectClass.SECRET_KEY,
             ObjectClass.PUBLIC_KEY,
             ObjectClass.PRIVATE_KEY,
         ):
-            raise LabError(
-                "The lab's cluster client stores keys only (secret, public and private keys).",
+            raise ObjectClassNotSupported(
+                f"The cluster stores keys only, not {object_class!s} objects "
+                "(CKR_ATTRIBUTE_VALUE_INVALID). CloudHSM stores certificates only on hsm2m.medium "
+                "clusters with certificate storage enabled in the client configuration, which "
+                "the lab does not simulate.",
                 "Keep certificates and data objects outside the HSM, as CloudHSM clients do.",
             )
+        _refuse_always_authenticate(attrs)
+        self._require_user("create keys")
         store = bool(attrs.get(Attribute.TOKEN, False))
         learner_id = attrs.pop(Attribute.ID, None)
         key_type = attrs.get(Attribute.KEY_TYPE)
@@ -777,8 +277,15 @@ class ClusterSession(types.Session):
                 link.session.create_object({**attrs, **internal, Attribute.ID: ref_to_id(refs[0])})
             ]
 
-        return self._create(
-            [KeyClass.of(object_class)], key_type, store, learner_id, attrs, make, local=False
+        return self.create_keys(
+            [KeyClass.of(object_class)],
+            key_type,
+            store,
+            learner_id,
+            attrs,
+            make,
+            local=False,
+            default_sensitive=False,
         )[0]
 
     def create_domain_parameters(
@@ -792,9 +299,10 @@ class ClusterSession(types.Session):
         return ClusterDomainParameters(self, key_type, dict(attrs))
 
     def generate_domain_parameters(self, *args: Any, **kwargs: Any) -> Any:
-        """Not supported by the lab client; pass known parameters to create_domain_parameters."""
-        raise LabError(
-            "Generating DH/DSA domain parameters is not supported by the lab's cluster client.",
+        """Not supported by CloudHSM (no DSA/DH parameter generation mechanism)."""
+        raise mechanisms.MechanismNotSupported(
+            "AWS CloudHSM's PKCS#11 library has no DSA or DH parameter generation mechanism "
+            "(CKR_MECHANISM_INVALID).",
             "Use EC keys (create_domain_parameters with a named curve) or RSA.",
         )
 
@@ -811,6 +319,8 @@ class ClusterSession(types.Session):
         template: dict[Attribute, Any] | None = None,
     ) -> Any:
         """Generate a secret key. ``store=True`` makes a token key, copied to every HSM."""
+        self.check_generate(key_type, key_length, mechanism, template)
+        template = self._raw_template(template)
 
         def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
             return [
@@ -827,7 +337,7 @@ class ClusterSession(types.Session):
                 )
             ]
 
-        return self._create([KeyClass.SECRET], key_type, store, id, template, make)[0]
+        return self.create_keys([KeyClass.SECRET], key_type, store, id, template, make)[0]
 
     def _generate_keypair(
         self,
@@ -842,6 +352,10 @@ class ClusterSession(types.Session):
         public_template: dict[Attribute, Any] | None = None,
         private_template: dict[Attribute, Any] | None = None,
     ) -> tuple[Any, Any]:
+        self.check_generate(key_type, key_length, mechanism, public_template, private_template)
+        public_template = self._raw_template(public_template)
+        private_template = self._raw_template(private_template)
+
         def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
             pub, priv = link.session.generate_keypair(
                 key_type,
@@ -860,7 +374,7 @@ class ClusterSession(types.Session):
             )
             return [pub, priv]
 
-        pub, priv = self._create(
+        pub, priv = self.create_keys(
             [KeyClass.PUBLIC, KeyClass.PRIVATE], key_type, store, id, private_template, make
         )
         return pub, priv
@@ -870,26 +384,44 @@ class ClusterSession(types.Session):
         return self._any_link("random").session.generate_random(nbits)
 
     def seed_random(self, seed: bytes) -> None:
-        """Mix seed material into one HSM's generator."""
-        self._any_link("seed").session.seed_random(seed)
+        """Not supported by CloudHSM's PKCS#11 library (C_SeedRandom)."""
+        raise NotSupportedByCloudHsm(
+            "AWS CloudHSM's PKCS#11 library does not implement C_SeedRandom "
+            "(CKR_FUNCTION_NOT_SUPPORTED): the HSMs seed their own generators.",
+            "Call generate_random() without seeding.",
+        )
 
     def _digest(self, data: bytes, mechanism: Any = None, mechanism_param: Any = None) -> bytes:
+        mechanisms.require(mechanism, mechanisms.DIGEST, "digest")
         return self._any_link("digest").session.digest(
             data, mechanism=mechanism, mechanism_param=mechanism_param
         )
 
     def _digest_generator(self, data: Any, mechanism: Any = None, mechanism_param: Any = None):
+        mechanisms.require(mechanism, mechanisms.DIGEST, "digest")
+        parts = list(data)
+        if any(isinstance(part, types.Key) for part in parts):
+            raise NotSupportedByCloudHsm(
+                "AWS CloudHSM's PKCS#11 library does not implement C_DigestKey "
+                "(CKR_FUNCTION_NOT_SUPPORTED): a key cannot be fed into a digest.",
+                "Digest data, or compare keys by their check value (CKA_CHECK_VALUE).",
+            )
         return self._any_link("digest").session.digest(
-            data, mechanism=mechanism, mechanism_param=mechanism_param
+            iter(parts), mechanism=mechanism, mechanism_param=mechanism_param
         )
 
     def set_pin(self, old_pin: str | bytes, new_pin: str | bytes) -> None:
         """Change the user's password (PIN format ``user:password`` for both)."""
-        self._client._set_pin(self, old_pin, new_pin)
+        self.client.set_pin(self.username, old_pin, new_pin)
 
     def init_pin(self, pin: str | bytes) -> None:
-        """Not available: admins create users with CloudHSM CLI."""
-        raise ckr.FunctionNotSupported("Use CloudHSM CLI `user create` / `user change-password`.")
+        """Not supported by CloudHSM's PKCS#11 library (C_InitPIN)."""
+        raise NotSupportedByCloudHsm(
+            "AWS CloudHSM's PKCS#11 library does not implement C_InitPIN "
+            "(CKR_FUNCTION_NOT_SUPPORTED).",
+            "Admins create users and set passwords with CloudHSM CLI: `user create` / "
+            "`user change-password`.",
+        )
 
     # -- helpers for learners ------------------------------------------------------------------
 
@@ -899,67 +431,130 @@ class ClusterSession(types.Session):
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _require_open(self) -> None:
+    def require_open(self) -> None:
         if self._closed:
             raise SessionClosedError(
                 "This cluster session is closed.", "Log in again: session = client.login(...)."
             )
 
-    def _fresh(self) -> None:
-        self._require_open()
-        client = self._client
-        if self._gen != self._tokens.generation:
+    def refresh_if_stale(self) -> None:
+        self.require_open()
+        client = self.client
+        if self.generation != self._tokens.generation:
             # The library was re-initialized: most likely an HSM (token) was created or
             # deleted in this kernel. Look at the cluster again before routing.
             client.poll(force=True)
-        elif time.monotonic() >= client._next_poll:
+        elif time.monotonic() >= client.topology.next_poll:
             client.poll()
-        if self._gen != self._tokens.generation or self._topo != client._topo_version:
-            self._refresh()
+        stale = self.generation != self._tokens.generation
+        if stale or self.topology_version != client.topology.version:
+            self.refresh()
 
-    def _refresh(self) -> None:
-        client = self._client
+    def refresh(self) -> None:
+        client = self.client
         for _ in range(5):
-            routable = client._routable()
+            routable = client.topology.routable()
             wanted = {h.hsm_id: h for h in routable}
-            for hsm_id in list(self._links):
+            for hsm_id in list(self.links):
                 if hsm_id not in wanted:
-                    self._links.pop(hsm_id).close()
+                    self.links.pop(hsm_id).close()
             dead = []
             for hsm_id, endpoint in wanted.items():
-                link = self._links.get(hsm_id)
+                link = self.links.get(hsm_id)
                 if link is None:
-                    link = self._links[hsm_id] = HsmLink(self._tokens, endpoint)
+                    link = self.links[hsm_id] = HsmLink(self._tokens, endpoint)
                 try:
                     link.session  # noqa: B018 - open now: a missing token is a dead HSM
                 except (TokenNotFound, ckr.TokenNotPresent, ckr.SlotIDInvalid):
                     dead.append(hsm_id)
             if dead:
-                client._mark_down(dead)
+                client.topology.mark_down(dead)
                 continue
             generation = self._tokens.generation
-            if any(link.generation != generation for link in self._links.values()):
+            if any(link.generation != generation for link in self.links.values()):
                 continue  # opening a session re-initialized the library: open them again
             break
-        self._order = [h.hsm_id for h in routable if h.hsm_id in self._links]
-        self._gen = self._tokens.generation
-        self._topo = client._topo_version
-        self._stamp += 1
+        self.order = [h.hsm_id for h in routable if h.hsm_id in self.links]
+        self.generation = self._tokens.generation
+        self.topology_version = client.topology.version
+        self.stamp += 1
 
     def _any_link(self, operation: str) -> HsmLink:
-        self._fresh()
-        if not self._order:
+        self.refresh_if_stale()
+        if not self.order:
             raise NoHsmAvailable(
                 "The cluster has no ACTIVE HSM to serve this request.",
                 "Create an HSM (cloudhsm.create_hsm(...)) and wait for it to become ACTIVE.",
             )
-        client = self._client
-        client._rr += 1
-        hsm_id = self._order[client._rr % len(self._order)]
+        client = self.client
+        hsm_id = self.order[client.topology.next_turn() % len(self.order)]
         client.requests.record(hsm_id, operation)
-        return self._links[hsm_id]
+        return self.links[hsm_id]
 
-    def _token_key(self, rec: KeyRecord, obj: pkcs11.Object | None = None) -> ClusterKey:
+    def raw_value(self, attr: Attribute, value: Any) -> Any:
+        """``value`` as the layer's HSM sessions expect it (the caller may use a custom mapper)."""
+        if self.attribute_mapper is _RAW_MAPPER or value is pkcs11.DEFAULT:
+            return value
+        return _RAW_MAPPER.unpack_attributes(
+            attr, self.attribute_mapper.pack_attribute(attr, value)
+        )
+
+    def _raw_template(self, template: dict[Attribute, Any] | None) -> dict[Attribute, Any] | None:
+        if template is None or self.attribute_mapper is _RAW_MAPPER:
+            return template
+        return {k: self.raw_value(k, v) for k, v in template.items()}
+
+    def _raw_id(self, learner_id: Any) -> bytes:
+        """The caller's CKA_ID as bytes (a custom mapper may let it be a str)."""
+        if learner_id is None:
+            return b""
+        return bytes(self.attribute_mapper.pack_attribute(Attribute.ID, learner_id))
+
+    def _require_user(self, action: str) -> None:
+        if self._user is None:
+            raise NotLoggedIn(
+                f"This is a public session (no user logged in); it cannot {action} "
+                "(CKR_USER_NOT_LOGGED_IN).",
+                "Open the session with a crypto user's PIN: "
+                "token.open(rw=True, user_pin='<username>:<password>').",
+            )
+
+    def check_generate(
+        self,
+        key_type: Any,
+        key_length: int | None,
+        mechanism: Any,
+        *templates: dict[Attribute, Any] | None,
+    ) -> None:
+        """Refuse what CloudHSM's C_GenerateKey / C_GenerateKeyPair refuse."""
+        self._require_user("generate keys")
+        for template in templates:
+            _refuse_always_authenticate(template)
+        effective = mechanism
+        if effective is None:
+            effective = DEFAULT_GENERATE_MECHANISMS.get(key_type)
+        mechanisms.require(effective, mechanisms.GENERATE, "key generation")
+        if key_type == KeyType.RSA and key_length is not None and key_length < 2048:
+            raise KeySizeNotSupported(
+                f"AWS CloudHSM generates RSA keys of 2048 bits or more; {key_length} is too "
+                "small (CKR_KEY_SIZE_RANGE).",
+                "Use key_length=2048 (or 3072, 4096).",
+            )
+
+    def session_home(self) -> str | None:
+        """The HSM this session keeps its session keys on (chosen once, round robin).
+
+        CloudHSM: session keys live on one HSM. Keeping all of a session's session keys on
+        one HSM lets C_WrapKey / C_DeriveKey use any two of them together.
+        """
+        self.refresh_if_stale()
+        if self._home_hsm not in self.links:
+            if not self.order:
+                return None
+            self._home_hsm = self.order[self.client.topology.next_turn() % len(self.order)]
+        return self._home_hsm
+
+    def token_key(self, rec: KeyRecord, obj: pkcs11.Object | None = None) -> ClusterKey:
         key = self._keys.get(rec.ref)
         if key is None:
             if obj is None:
@@ -970,8 +565,8 @@ class ClusterSession(types.Session):
         return key
 
     def _any_holder(self, ref: int) -> pkcs11.Object:
-        for hsm_id in self._order:
-            obj = self._links[hsm_id].find(ref)
+        for hsm_id in self.order:
+            obj = self.links[hsm_id].find(ref)
             if obj is not None:
                 return obj
         raise NoHsmAvailable(
@@ -983,16 +578,16 @@ class ClusterSession(types.Session):
         from labsupport.client.keys import parse_ref
 
         ref = parse_ref(reference)
-        self._require_open()
-        self._fresh()
+        self.require_open()
+        self.refresh_if_stale()
         if ref in self._session_keys:
             return self._session_keys[ref]
-        rec = self._client._records().get(ref)
+        rec = self.client.keys.records().get(ref)
         if rec is None or rec.status is not KeyStatus.OK or not rec.visible_to(self.username):
             raise ckr.NoSuchKey(f"No key {format_ref(ref)} visible to {self.username}.")
-        return self._token_key(rec)
+        return self.token_key(rec)
 
-    def _create(
+    def create_keys(
         self,
         classes: list[KeyClass],
         key_type: Any,
@@ -1003,19 +598,32 @@ class ClusterSession(types.Session):
         prefer: str | None = None,
         local: bool = True,
         inherit: tuple[bool, bool] | None = None,
+        default_sensitive: bool = True,
     ) -> list[ClusterKey]:
         """Create key object(s) with ``make`` on one HSM; for token keys copy them to all.
 
         ``local`` is False for keys made outside this HSM's generator (unwrapped, imported,
         derived); ``inherit`` is a derived key's base (never_extractable, always_sensitive).
+        ``default_sensitive`` is CKA_SENSITIVE when the template is silent (python-pkcs11's
+        templates set it true; C_CreateObject leaves the token's default, false).
         """
-        self._require_open()
-        self._fresh()
+        self.require_open()
+        self._require_user("create keys")
+        self.refresh_if_stale()
         template = template or {}
+        _refuse_always_authenticate(template)
         requested_extractable = bool(template.get(Attribute.EXTRACTABLE, True))
+        requested_sensitive = bool(template.get(Attribute.SENSITIVE, default_sensitive))
         if not store:
-            link = self._links[prefer] if prefer in self._links else self._any_link("generate")
-            refs = [self._client._session_ref() for _ in classes]
+            home = prefer if prefer in self.links else self.session_home()
+            if home is None:
+                raise NoHsmAvailable(
+                    "The cluster has no ACTIVE HSM to create the key on.",
+                    "Create an HSM (cloudhsm.create_hsm(...)) and wait for it to become ACTIVE.",
+                )
+            link = self.links[home]
+            self.client.requests.record(home, "generate")
+            refs = [self.client.keys.new_session_ref() for _ in classes]
             # PKCS#11: CKA_EXTRACTABLE belongs to private and secret keys only (SoftHSM
             # rejects it on a public key with CKR_ATTRIBUTE_TYPE_INVALID).
             public_only = classes == [KeyClass.PUBLIC]
@@ -1024,17 +632,20 @@ class ClusterSession(types.Session):
             keys = []
             for ref, key_class, obj in zip(refs, classes, objs, strict=True):
                 public = key_class is KeyClass.PUBLIC
-                never, always = secrecy_history(obj, requested_extractable, local, inherit)
+                never, always = secrecy_history(
+                    obj, requested_extractable, local, inherit, requested_sensitive
+                )
                 rec = KeyRecord(
                     ref=ref,
                     owner=self.username,
                     key_class=key_class,
                     key_type=_key_type_name(key_type, obj),
                     label=obj[Attribute.LABEL],
-                    learner_id=bytes(learner_id or b""),
+                    learner_id=self._raw_id(learner_id),
                     extractable=True if public else requested_extractable,
                     never_extractable=False if public else never,
                     always_sensitive=None if public else always,
+                    sensitive=None if public else requested_sensitive,
                     local=local,
                     status=KeyStatus.OK,
                     created_on=link.hsm_id,
@@ -1049,32 +660,49 @@ class ClusterSession(types.Session):
                 "This is a read-only session; token keys (store=True) need a read/write "
                 "session: client.login(pin) or token.open(rw=True, user_pin=pin)."
             )
-        return self._client._create_token_keys(
-            self, classes, key_type, learner_id, requested_extractable, make, prefer, local, inherit
+        made = self.client.keys.create_token_keys(
+            self.username,
+            self.links,
+            self.order,
+            classes,
+            key_type,
+            self._raw_id(learner_id),
+            (requested_extractable, requested_sensitive),
+            make,
+            prefer,
+            local,
+            inherit,
         )
+        return [self.token_key(rec, obj) for rec, obj in made]
+
+    def forget_key(self, ref: int) -> None:
+        """Drop cached objects of key ``ref`` (its capabilities changed: list it again)."""
+        self._keys.pop(ref, None)
+        for link in self.links.values():
+            link.forget(ref)
+
+    def forget_session_key(self, ref: int) -> None:
+        """A session key of this session was destroyed."""
+        self._session_keys.pop(ref, None)
+
+    def destroy_token_key(self, ref: int) -> None:
+        """Delete token key ``ref`` from every HSM (owner only)."""
+        self.refresh_if_stale()
+        links = [self.links[h] for h in self.order]
+        self.client.keys.destroy_token_key(self.username, ref, links)
+        self._keys.pop(ref, None)
 
 
-def secrecy_history(
-    obj: pkcs11.Object, extractable: bool, local: bool, inherit: tuple[bool, bool] | None
-) -> tuple[bool, bool]:
-    """CKA_NEVER_EXTRACTABLE and CKA_ALWAYS_SENSITIVE a real HSM reports for a new key.
-
-    ``obj`` is the key as first made (on the HSM that made it, possibly with
-    CKA_EXTRACTABLE forced true so it can be synchronized); ``extractable`` is what the
-    caller asked for. PKCS#11: a generated key (CKA_LOCAL true) is never-extractable when
-    created non-extractable; an unwrapped or imported key is neither never-extractable nor
-    always-sensitive; a derived key is only if its base key is (``inherit``).
-    """
-    try:
-        sensitive = bool(obj[Attribute.SENSITIVE])
-        always = bool(obj[Attribute.ALWAYS_SENSITIVE])
-    except (ckr.AttributeTypeInvalid, ckr.AttributeSensitive):
-        sensitive = always = False
-    if inherit is not None:
-        return inherit[0] and not extractable, inherit[1] and sensitive
-    if not local:
-        return False, False
-    return not extractable, always
+def _refuse_always_authenticate(template: dict[Attribute, Any] | None) -> None:
+    """CloudHSM's PKCS#11 library does not support CKA_ALWAYS_AUTHENTICATE (AWS's
+    "Supported key attributes" page lists no such attribute): refuse it at creation instead
+    of making a key no one can use."""
+    if template and template.get(Attribute.ALWAYS_AUTHENTICATE):
+        raise AttributeNotSupported(
+            "AWS CloudHSM's PKCS#11 library does not support CKA_ALWAYS_AUTHENTICATE "
+            "(CKR_ATTRIBUTE_TYPE_INVALID).",
+            "Leave it out; protect the key with ownership, sharing and (for admins) quorum.",
+        )
 
 
 def _key_type_name(key_type: Any, obj: pkcs11.Object) -> str:
@@ -1084,4 +712,4 @@ def _key_type_name(key_type: Any, obj: pkcs11.Object) -> str:
         return KeyType(key_type).name if key_type is not None else "UNKNOWN"
 
 
-__all__ = ["ClusterDomainParameters", "ClusterKey", "ClusterSession", "sync"]
+__all__ = ["ClusterDomainParameters", "ClusterKey", "ClusterSession"]

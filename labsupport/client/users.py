@@ -12,7 +12,6 @@ password with ``user change-password``.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import re
@@ -29,24 +28,13 @@ from labsupport.client.errors import (
     UserError,
     UserLocked,
 )
+from labsupport.client.roles import Role
 
 MAX_FAILED_LOGINS = 5
 USERNAME_MAX = 31
 PASSWORD_MIN, PASSWORD_MAX = 7, 32
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
-
-
-class Role(str, enum.Enum):
-    """A CloudHSM user role, spelled as CloudHSM CLI prints it."""
-
-    ADMIN = "admin"
-    CRYPTO_USER = "crypto-user"
-    UNACTIVATED_ADMIN = "unactivated-admin"
-    APPLIANCE = "internal(APPLIANCE_USER)"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -111,13 +99,37 @@ def hash_password(password: str, salt: bytes | None = None) -> dict[str, Any]:
     return {"kdf": "scrypt", "salt": salt.hex(), "hash": digest.hex(), **_SCRYPT}
 
 
+# Per-process cache of verified logins: (salt, stored hash) → HMAC of the password under a
+# key that exists only in this process's memory. A repeated login with the right password
+# costs one HMAC instead of scrypt; a wrong password never matches and pays the full scrypt,
+# so guessing stays slow. Nothing of it is written anywhere.
+_PROCESS_KEY = secrets.token_bytes(32)
+_VERIFIED: dict[tuple[str, str], bytes] = {}
+
+
+def _tag(password: str) -> bytes:
+    return hmac.new(_PROCESS_KEY, password.encode("utf-8"), hashlib.sha256).digest()
+
+
 def verify_password(password: str, rec: dict[str, Any]) -> bool:
-    """True if ``password`` matches the stored hash (constant-time comparison)."""
+    """True if ``password`` matches the stored hash (constant-time comparison).
+
+    The first success in a process runs scrypt; later logins with the same password and
+    the same stored hash are answered from a per-process cache of HMAC tags.
+    """
     if "hash" not in rec:
         return False
+    cache_key = (rec["salt"], rec["hash"])
+    tag = _tag(password)
+    known = _VERIFIED.get(cache_key)
+    if known is not None and hmac.compare_digest(known, tag):
+        return True
     params = {k: rec[k] for k in ("n", "r", "p", "dklen")}
     digest = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(rec["salt"]), **params)
-    return hmac.compare_digest(digest.hex(), rec["hash"])
+    if hmac.compare_digest(digest.hex(), rec["hash"]):
+        _VERIFIED[cache_key] = tag
+        return True
+    return False
 
 
 def split_pin(pin: str | bytes) -> tuple[str, str]:
@@ -225,13 +237,34 @@ class UserDirectory:
         (CKR_PIN_LOCKED). ``role``, when given, must match the user's role.
         """
         self._require_active()
-        name = normalize_username(username)
+        try:
+            name = normalize_username(username)
+        except UserError:
+            # Never echo it: a PIN typed <password>:<username> puts the password here.
+            raise LoginFailed(
+                "Login failed: the part of the PIN before ':' is not a valid user name.",
+                "The PIN is <username>:<password>, user name first; check the order.",
+            ) from None
+        # Fast path, no write: a user in good standing with the right password (the count
+        # of failures is already zero, so there is nothing to record).
+        known = self.store.read().get("users", {}).get(name)
+        if (
+            known is not None
+            and Role(known["role"]) not in (Role.APPLIANCE, Role.UNACTIVATED_ADMIN)
+            and (role is None or Role(role) is Role(known["role"]))
+            and not known.get("locked")
+            and not int(known.get("failed", 0))
+            and verify_password(password, known)
+        ):
+            return _user(name, known)
         with self.store.update() as data:
             rec = data["users"].get(name)
             if rec is None or Role(rec["role"]) in (Role.APPLIANCE, Role.UNACTIVATED_ADMIN):
+                # Not named either: an unknown "user" may be a password typed first.
                 raise LoginFailed(
-                    f"Login failed for {name}: no such user or wrong password.",
-                    "Check the user name with `user list` and try again.",
+                    "Login failed: no such user or wrong password.",
+                    "Check the user name with `user list`; the PIN is <username>:<password>, "
+                    "user name first.",
                 )
             if role is not None and Role(role) is not Role(rec["role"]):
                 raise LoginFailed(

@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
 from labsupport.errors import LabError
-from labsupport.hsm.tokens import TokenNotFound, token_store
+from labsupport.hsm.tokens import TokenNotFound, firmware_session, token_store
 from labsupport.workspace.home import Workspace
 from labsupport.workspace.statefile import StateFile
 
@@ -299,7 +299,7 @@ def _read_token(
 ) -> tuple[list[dict[str, Any]], bytes | None]:
     """Key objects ``refs`` of one HSM token, and its sync key wrapped under ``ebk``."""
     store = token_store(workspace)
-    with store.open_session(label, rw=True) as session:
+    with firmware_session(store, label, rw=True) as session:
         sync_key = _find_sync_key(session)
         if sync_key is None:
             return [], None
@@ -431,7 +431,7 @@ def restore_into_token(workspace: Workspace, backup_id: str, token_label: str) -
     ebk = _sync_wrapping_key(workspace, backup_id)
     store = token_store(workspace)
     restored = 0
-    with store.open_session(token_label, rw=True) as session:
+    with firmware_session(store, token_label, rw=True) as session:
         ebk_obj = session.create_object(
             {
                 Attribute.CLASS: ObjectClass.SECRET_KEY,

@@ -24,6 +24,8 @@ from typing import Any
 
 from labsupport.controlplane import hardware
 from labsupport.controlplane.clock import Step, duration
+from labsupport.controlplane.reconcile import reconcile
+from labsupport.controlplane.records import has_intents, state_file
 from labsupport.controlplane.states import BackupState, ClusterState, HsmState
 from labsupport.errors import LabError, LessonOrderError
 from labsupport.workspace.clock import ClockReading, LabClock
@@ -34,8 +36,6 @@ from labsupport.workspace.home import (
     belongs_to,
     current_scope,
 )
-
-STATE_NAME = "cloudhsmv2"
 
 
 class ClusterNotFound(LabError):
@@ -86,18 +86,29 @@ def _settle_record(rec: dict[str, Any], now: float) -> None:
         done = pending.pop(0)
         rec["state"] = done["state"]
         rec["state_message"] = done["message"]
+        rec["state_since"] = done["at"]
         for key, value in done.get("set", {}).items():
             rec[key] = value
     rec["next"] = pending
+
+
+#: How long (lab seconds) DescribeClusters still lists a DELETED cluster before the
+#: state file forgets it (backups follow their own 7-day PENDING_DELETION rule).
+KEEP_DELETED_S = 3600.0
 
 
 def settle(data: dict[str, Any], clock: ClockReading) -> dict[str, Any]:
     """Apply every transition due on the lab clock to the state document ``data`` (in place).
 
     Each record is judged by the clock of the lesson scope that owns it. HSMs that
-    reached DELETED disappear from their cluster, as on AWS.
+    reached DELETED disappear from their cluster, as on AWS; DELETED clusters are listed
+    for :data:`KEEP_DELETED_S` more, then pruned from the state. A record with an
+    ``intent`` (a half-done change another process is making, or that
+    :mod:`~labsupport.controlplane.reconcile` will repair) has no steps, so never moves.
     """
-    for cluster in data.get("clusters", {}).values():
+    clusters = data.get("clusters", {})
+    for cid in list(clusters):
+        cluster = clusters[cid]
         now = clock.now(record_owner(cluster))
         _settle_record(cluster, now)
         hsms = cluster.get("hsms", {})
@@ -105,6 +116,11 @@ def settle(data: dict[str, Any], clock: ClockReading) -> dict[str, Any]:
             _settle_record(hsm, now)
         for hsm_id in [h for h, rec in hsms.items() if rec["state"] == HsmState.DELETED]:
             del hsms[hsm_id]
+        if (
+            cluster["state"] == ClusterState.DELETED
+            and cluster.get("state_since", now) < now - KEEP_DELETED_S
+        ):
+            del clusters[cid]
     for backup in data.get("backups", {}).values():
         _settle_record(backup, clock.now(record_owner(backup)))
     return data
@@ -116,20 +132,35 @@ class ControlPlane:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.clock = LabClock(workspace)
-        self._state = workspace.state(STATE_NAME, {"clusters": {}, "backups": {}})
+        self.state = state_file(workspace)
 
     def view(self) -> dict[str, Any]:
-        """A settled copy of the state (reading never writes)."""
-        return settle(self._state.read(), self.clock.reading())
+        """A settled copy of the state (reading never writes).
+
+        If the state shows an intent nobody is working on (its process died), it is
+        repaired first — see :mod:`~labsupport.controlplane.reconcile`.
+        """
+        data = self.state.read()
+        if has_intents(data) and reconcile(self.workspace):
+            data = self.state.read()
+        return settle(data, self.clock.reading())
 
     @contextlib.contextmanager
     def change(self) -> Iterator[dict[str, Any]]:
-        """Lock, settle, and yield the state for changing; written back atomically."""
-        with self._state.update() as data:
-            data.setdefault("clusters", {})
-            data.setdefault("backups", {})
-            settle(data, self.clock.reading())
-            yield data
+        """Lock, settle, and yield the state for changing; written back atomically.
+
+        Intents found under the lock belong to a dead process: they are repaired first.
+        """
+        with self.state.locked():
+            if has_intents(self.state.read()):
+                reconcile(self.workspace, wait=True)
+            with self.state.update() as data:
+                settle(data, self.clock.reading())
+                yield data
+
+    def commit(self, data: dict[str, Any]) -> None:
+        """Make ``data`` durable now, inside :meth:`change` (records an intent)."""
+        self.state.commit(data)
 
 
 # --- Python view for other layers ---------------------------------------------------------
@@ -140,7 +171,8 @@ class Hsm:
     """One HSM of a cluster, as the rest of labsupport sees it.
 
     ``token_label`` is the SoftHSM token that *is* this HSM (open it with
-    ``labsupport.hsm.token_store(ws).open_session(token_label)``).
+    ``labsupport.hsm.tokens.firmware_session(store, token_label)``, inside the lab only;
+    learners see it through ``labsupport.client.inspector.inspect_hsm``).
     """
 
     hsm_id: str
@@ -376,21 +408,32 @@ def delete_clusters_owned_by(workspace: Workspace, lesson: str | None) -> list[s
     """Remove at once every cluster (and backup) owned by ``lesson`` (all when None).
 
     Deletes the HSMs' tokens and forgets the records — no DELETE_IN_PROGRESS, no waiting.
+    Crash-safe: the clusters are marked ``intent: purge`` (committed) before any token is
+    deleted, so an interrupted reset is finished by the next reconcile.
     Returns the ids of the removed clusters.
     """
     from labsupport.controlplane import backups
 
     plane = ControlPlane(workspace)
-    if not plane.view()["clusters"] and not plane.view()["backups"]:
+    view = plane.view()
+    if not any(belongs_to(record_owner(r), lesson) for r in view["clusters"].values()) and not any(
+        belongs_to(record_owner(r), lesson) for r in view["backups"].values()
+    ):
         return []
     removed: list[str] = []
     with plane.change() as data:
-        for cid, rec in list(data["clusters"].items()):
-            if belongs_to(record_owner(rec), lesson):
-                for hsm in rec["hsms"].values():
-                    hardware.decommission_hsm(workspace, hsm["token"])
-                del data["clusters"][cid]
-                removed.append(cid)
+        doomed = [
+            cid for cid, rec in data["clusters"].items() if belongs_to(record_owner(rec), lesson)
+        ]
+        for cid in doomed:
+            data["clusters"][cid]["intent"] = "purge"
+        if doomed:
+            plane.commit(data)
+        for cid in doomed:
+            for hsm in data["clusters"][cid]["hsms"].values():
+                hardware.decommission_hsm(workspace, hsm["token"])
+            del data["clusters"][cid]
+            removed.append(cid)
         for bid, rec in list(data["backups"].items()):
             if belongs_to(record_owner(rec), lesson):
                 del data["backups"][bid]

@@ -24,6 +24,7 @@ import botocore.session
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 from labsupport.aws.inprocess import AwsServiceError, http_response
+from labsupport.aws.paging import InvalidPageToken, paginate
 from labsupport.controlplane import ids
 from labsupport.controlplane.cluster import ControlPlane
 from labsupport.controlplane.states import ClusterState
@@ -103,18 +104,15 @@ def _apply_filters(
 
 
 def _paginate(items: list[Any], query: Query, key: str) -> dict[str, Any]:
-    start = 0
-    if query.get("NextToken"):
-        try:
-            start = int(query.get("NextToken") or "0")
-        except ValueError:
-            raise ec2_error("InvalidParameterValue", "The NextToken is not valid.") from None
-    size = int(query.get("MaxResults") or 1000)
-    if not 5 <= size <= 1000:
-        raise ec2_error("InvalidParameterValue", "MaxResults must be between 5 and 1000.")
-    out: dict[str, Any] = {key: items[start : start + size]}
-    if start + size < len(items):
-        out["NextToken"] = str(start + size)
+    """One page of ``items`` under ``key`` (MaxResults bounds come from the model)."""
+    size = query.get("MaxResults")
+    try:
+        page = paginate(query.action, items, query.get("NextToken"), int(size or 0), 1000)
+    except InvalidPageToken as exc:
+        raise ec2_error("InvalidParameterValue", str(exc)) from None
+    out: dict[str, Any] = {key: page.items}
+    if page.next_token:
+        out["NextToken"] = page.next_token
     return out
 
 
@@ -206,6 +204,13 @@ class Ec2Service:
             return http_response(
                 request, err.status, error_xml(err.code, err.message), content_type
             )
+        except Exception as err:  # a lab bug or a damaged workspace: modeled 500, no traceback
+            detail = (str(err).splitlines() or [""])[0][:200]
+            message = (
+                f"The simulated ec2 failed in {query.action} ({type(err).__name__}: {detail}). "
+                "Run `python -m labsupport doctor`; reset the workspace if it persists."
+            )
+            return http_response(request, 500, error_xml("InternalError", message), content_type)
 
     # -- data ---------------------------------------------------------------------------
 

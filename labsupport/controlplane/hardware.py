@@ -29,7 +29,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.controlplane import pki
 from labsupport.crypto.x509 import TokenECPrivateKey, TokenRSAPrivateKey, public_key_from_token
-from labsupport.hsm.tokens import token_store
+from labsupport.hsm.tokens import TokenPurpose, firmware_session, token_store
 from labsupport.workspace.home import Workspace
 
 HARDWARE_KEY_LABEL = "hsm-hardware-identity"
@@ -88,9 +88,9 @@ def provision_hsm(
     """Create the token of a new HSM and its identity keys and certificates."""
     roots = pki.simulated_roots(workspace)
     store = token_store(workspace)
-    store.create(token_label, owner=owner)
+    store.create(token_label, owner=owner, purpose=TokenPurpose.HSM)
     serial = new_serial()
-    with store.open_session(token_label, rw=True) as session:
+    with firmware_session(store, token_label, rw=True) as session:
         hw_pub, hw_priv = _generate_hardware_key(session)
         hw_public = public_key_from_token(hw_pub)
         aws_cert = pki.issue_hardware_certificate(roots.aws, hw_public, serial, now)

@@ -12,10 +12,9 @@ import secrets
 
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 
-#: Patterns from the CloudHSMv2 service model (botocore does not check them; we do).
-CLUSTER_ID = re.compile(r"^cluster-[2-7a-zA-Z]{11,16}$")
-HSM_ID = re.compile(r"^hsm-[2-7a-zA-Z]{11,16}$")
-BACKUP_ID = re.compile(r"^backup-[2-7a-zA-Z]{11,16}$")
+#: Parsers for ARNs (the parts they name matter, not just the form). The forms of ids,
+#: regions, AZs and IPs are checked from botocore's service model before a call is sent
+#: (:mod:`labsupport.aws.validation`).
 BACKUP_ARN = re.compile(
     r"^(arn:aws(-(us-gov))?:cloudhsm:(?P<region>[a-z]{2}(-(gov|isob|iso))?-"
     r"(east|west|north|south|central){1,2}-[0-9]):(?P<account>[0-9]{12}):backup/)?"
@@ -26,12 +25,8 @@ RESOURCE_ARN = re.compile(
     r"(east|west|north|south|central){1,2}-[0-9]):(?P<account>[0-9]{12}):"
     r"(?P<kind>backup|cluster|hsm)/(?P<id>(backup|cluster|hsm)-[2-7a-zA-Z]{11,16})$"
 )
-RESOURCE_ID = re.compile(r"^(?:cluster|backup)-[2-7a-zA-Z]{11,16}$")
+#: EC2 answers a malformed subnet id in a filter with InvalidSubnetID.Malformed.
 SUBNET_ID = re.compile(r"^subnet-[0-9a-fA-F]{8,17}$")
-ENI_ID = re.compile(r"^eni-[0-9a-fA-F]{8,17}$")
-IPV4 = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
-AZ_NAME = re.compile(r"^[a-z]{2}(-(gov))?-(east|west|north|south|central){1,2}-\d[a-z]$")
-REGION = re.compile(r"^[a-z]{2}(-(gov))?-(east|west|north|south|central){1,2}-\d$")
 
 #: The simulated AWS account (the placeholder account number of the AWS docs).
 ACCOUNT_ID = "111122223333"

@@ -287,9 +287,29 @@ def issue_hsm_certificate(
 
 
 def load_certificate(pem: str, what: str) -> x509.Certificate:
-    """Parse the first PEM certificate in ``pem``; :class:`CertificateRejected` if it is not one."""
+    """Parse ``pem``, which must hold exactly one PEM certificate and nothing else.
+
+    Raises :class:`CertificateRejected` otherwise (a chain or a second certificate appended
+    is refused rather than silently ignored).
+    """
+    text = pem.strip()
+    blocks = text.count("-----BEGIN ")
+    if blocks > 1:
+        raise CertificateRejected(
+            f"{what} holds {blocks} PEM blocks; pass exactly one certificate (not a chain, "
+            "no key). Keep only the first -----BEGIN CERTIFICATE----- … -----END "
+            "CERTIFICATE----- block."
+        )
+    if not (
+        text.startswith("-----BEGIN CERTIFICATE-----")
+        and text.endswith("-----END CERTIFICATE-----")
+    ):
+        raise CertificateRejected(
+            f"{what} is not a single PEM-encoded X.509 certificate: the text must start with "
+            "-----BEGIN CERTIFICATE----- and end with -----END CERTIFICATE-----."
+        )
     try:
-        return x509.load_pem_x509_certificate(pem.strip().encode())
+        return x509.load_pem_x509_certificate(text.encode())
     except ValueError:
         raise CertificateRejected(
             f"{what} is not a valid PEM-encoded X.509 certificate. Pass the text of the "
@@ -349,7 +369,15 @@ def verify_cluster_certificate(
     cert = load_certificate(signed_cert_pem, "SignedCert")
     csr = x509.load_pem_x509_csr(csr_pem.encode())
 
-    if anchor.issuer != anchor.subject or not _signed_by(anchor, anchor.public_key()):  # type: ignore[arg-type]
+    anchor_key = anchor.public_key()
+    if not isinstance(anchor_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        raise CertificateRejected(
+            f"TrustAnchor has a {type(anchor_key).__name__.removesuffix('PublicKey')} key; "
+            "CloudHSM's cluster certificate chain uses RSA or ECDSA keys only. Create your "
+            "issuing CA with an RSA (2048-bit or larger) or EC (P-256/P-384) key and sign the "
+            "cluster CSR with it."
+        )
+    if anchor.issuer != anchor.subject or not _signed_by(anchor, anchor_key):  # type: ignore[arg-type]
         raise CertificateRejected(
             "TrustAnchor must be a self-signed root certificate (the root of your CA); "
             f"this one is issued by '{anchor.issuer.rfc4514_string()}' to "

@@ -17,13 +17,15 @@ state and what to do next, and keep AWS's exception types.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import contextlib
+import enum
 import json
 import warnings
 from typing import Any
 
 from labsupport.aws.inprocess import AwsServiceError, JsonService
+from labsupport.aws.paging import InvalidPageToken, paginate
+from labsupport.aws.validation import known_regions
 from labsupport.controlplane import backups, drills, hardware, ids, pki, retention
 from labsupport.controlplane.clock import Step
 from labsupport.controlplane.cluster import (
@@ -33,6 +35,7 @@ from labsupport.controlplane.cluster import (
     record_owner,
     schedule,
 )
+from labsupport.controlplane.reconcile import reconcile
 from labsupport.controlplane.states import (
     BackupState,
     ClusterMode,
@@ -41,6 +44,7 @@ from labsupport.controlplane.states import (
     HsmType,
 )
 from labsupport.controlplane.vpc import default_vpc
+from labsupport.errors import LabError
 from labsupport.workspace.home import Workspace
 
 INVALID = "CloudHsmInvalidRequestException"
@@ -55,7 +59,6 @@ DEFAULT_RETENTION_DAYS = "90"
 CLUSTER_FILTERS = {"clusterIds", "vpcIds", "states"}
 BACKUP_FILTERS = {"backupIds", "sourceBackupIds", "clusterIds", "states", "neverExpires"}
 TAG_PUNCTUATION = set("_.:/=+-@ ")
-MAX_CERT_CHARS = 5000
 _INITIALIZED = (ClusterState.INITIALIZED, ClusterState.ACTIVE, ClusterState.DEGRADED)
 
 
@@ -172,40 +175,43 @@ def backup_to_api(backup: dict[str, Any]) -> dict[str, Any]:
 # --- input checks --------------------------------------------------------------------------
 
 
-def _check(pattern: Any, value: Any, name: str, example: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
-        raise invalid(f"Invalid {name} {value!r}: it must look like {example}.")
-    return value
-
-
-def _paginate(items: list[Any], params: dict[str, Any], limit: int, key: str) -> dict[str, Any]:
-    max_results = params.get("MaxResults")
-    if max_results is not None and not 1 <= max_results <= limit:
-        raise invalid(f"MaxResults must be between 1 and {limit}, not {max_results}.")
-    start = 0
-    token = params.get("NextToken")
-    if token:
-        try:
-            start = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("offset:"))
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise invalid(
-                "The NextToken is not valid; pass the NextToken of the previous page."
-            ) from None
-        if not 0 <= start <= len(items):
-            raise invalid("The NextToken has expired; start again without NextToken.")
-    size = max_results or limit
-    page = items[start : start + size]
-    out: dict[str, Any] = {key: page}
-    if start + size < len(items):
-        out["NextToken"] = base64.urlsafe_b64encode(f"offset:{start + size}".encode()).decode()
+def _paginate(
+    operation: str, items: list[Any], params: dict[str, Any], limit: int, key: str
+) -> dict[str, Any]:
+    """One page of ``items`` under ``key`` (MaxResults bounds come from the model)."""
+    try:
+        page = paginate(operation, items, params.get("NextToken"), params.get("MaxResults"), limit)
+    except InvalidPageToken as exc:
+        raise invalid(str(exc)) from None
+    out: dict[str, Any] = {key: page.items}
+    if page.next_token:
+        out["NextToken"] = page.next_token
     return out
 
 
-def _filters(params: dict[str, Any], allowed: set[str]) -> dict[str, list[str]]:
+def _filters(
+    params: dict[str, Any], allowed: set[str], states: type[enum.Enum]
+) -> dict[str, list[str]]:
+    """The ``Filters`` map, with the values AWS documents checked (not silently ignored)."""
     filters = params.get("Filters") or {}
-    for name in filters:
+    for name, values in filters.items():
         if name not in allowed:
             raise invalid(f"Invalid filter {name!r}. Valid filters: {', '.join(sorted(allowed))}.")
+        if name == "states":
+            valid = [s.value for s in states]
+            bad = [v for v in values if v not in valid]
+            if bad:
+                raise invalid(
+                    f"Invalid value {bad[0]!r} for filter 'states'. Valid states: "
+                    f"{', '.join(valid)}."
+                )
+        if name == "neverExpires":
+            bad = [v for v in values if v.lower() not in ("true", "false")]
+            if bad or len(values) != 1:
+                raise invalid(
+                    "The neverExpires filter takes one value, 'True' or 'False'"
+                    + (f", not {bad[0]!r}." if bad else ".")
+                )
     return filters
 
 
@@ -237,7 +243,7 @@ def _retention(policy: dict[str, Any] | None) -> dict[str, str]:
     if policy.get("Type", "DAYS") != "DAYS":
         raise invalid(f"Invalid BackupRetentionPolicy Type {policy.get('Type')!r}: use DAYS.")
     value = str(policy.get("Value", DEFAULT_RETENTION_DAYS))
-    if not value.isdigit() or not 7 <= int(value) <= 379:
+    if not (value.isascii() and value.isdigit()) or not 7 <= int(value) <= 379:
         raise invalid(
             f"Invalid BackupRetentionPolicy Value {value!r}: keep backups between 7 and 379 days."
         )
@@ -260,10 +266,19 @@ class CloudHsmV2Service(JsonService):
     """The CloudHSMv2 operations of one workspace and region."""
 
     service_name = "cloudhsmv2"
+    # CloudHSMv2 models no UnsupportedOperationException: an operation the lab does not
+    # simulate is an invalid request; anything else that fails is an internal failure.
+    unsupported_error = INVALID
+    internal_error = "CloudHsmInternalFailureException"
 
     def __init__(self, workspace: Workspace, region: str) -> None:
         super().__init__(workspace, region)
         self.plane = ControlPlane(workspace)
+        # Finish or roll back whatever a killed process left half-done (cheap when
+        # nothing is: no lock, no PKCS#11). A damaged workspace is reported by the first
+        # call instead, as a modeled error.
+        with contextlib.suppress(LabError):
+            reconcile(workspace)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -271,8 +286,7 @@ class CloudHsmV2Service(JsonService):
         return self.plane.clock.now()
 
     def _cluster(self, data: dict[str, Any], cluster_id: Any) -> dict[str, Any]:
-        _check(ids.CLUSTER_ID, cluster_id, "ClusterId", "cluster-igklspoyj5v")
-        rec = data["clusters"].get(cluster_id)
+        rec = data["clusters"].get(cluster_id) if isinstance(cluster_id, str) else None
         if rec is None or rec["region"] != self.region:
             raise not_found(f"Cluster {cluster_id} not found in region {self.region}.")
         return rec
@@ -287,8 +301,7 @@ class CloudHsmV2Service(JsonService):
         return rec
 
     def _resource(self, data: dict[str, Any], resource_id: Any) -> dict[str, Any]:
-        _check(ids.RESOURCE_ID, resource_id, "ResourceId", "cluster-igklspoyj5v or backup-…")
-        if resource_id.startswith("cluster-"):
+        if str(resource_id).startswith("cluster-"):
             return self._cluster(data, resource_id)
         return self._backup(data, resource_id)
 
@@ -326,7 +339,6 @@ class CloudHsmV2Service(JsonService):
         subnet_ids: list[str] = params["SubnetIds"]
         mapping: dict[str, str] = {}
         for subnet_id in subnet_ids:
-            _check(ids.SUBNET_ID, subnet_id, "subnet id", "subnet-0e358c43f3a8e2c2c")
             subnet = vpc.subnet(subnet_id)
             if subnet is None:
                 raise invalid(
@@ -409,7 +421,7 @@ class CloudHsmV2Service(JsonService):
 
     def DescribeClusters(self, params: dict[str, Any]) -> dict[str, Any]:
         """List the clusters of this region (filters: clusterIds, vpcIds, states)."""
-        filters = _filters(params, CLUSTER_FILTERS)
+        filters = _filters(params, CLUSTER_FILTERS, ClusterState)
         clusters = [c for c in self.plane.view()["clusters"].values() if c["region"] == self.region]
         if "clusterIds" in filters:
             clusters = [c for c in clusters if c["id"] in filters["clusterIds"]]
@@ -418,13 +430,12 @@ class CloudHsmV2Service(JsonService):
         if "states" in filters:
             clusters = [c for c in clusters if c["state"] in filters["states"]]
         clusters.sort(key=lambda c: c["created"])
-        return _paginate([cluster_to_api(c) for c in clusters], params, 25, "Clusters")
+        return _paginate(
+            "DescribeClusters", [cluster_to_api(c) for c in clusters], params, 25, "Clusters"
+        )
 
     def InitializeCluster(self, params: dict[str, Any]) -> dict[str, Any]:
         """Claim the cluster with the CSR signed by your CA and that CA's root certificate."""
-        for name in ("SignedCert", "TrustAnchor"):
-            if len(params[name]) > MAX_CERT_CHARS:
-                raise invalid(f"{name} is too long: at most {MAX_CERT_CHARS} characters of PEM.")
         now = self._now()
         with self.plane.change() as data:
             rec = self._cluster(data, params["ClusterId"])
@@ -560,7 +571,6 @@ class CloudHsmV2Service(JsonService):
         with self.plane.change() as data:
             rec = self._cluster(data, params["ClusterId"])
             cid = rec["id"]
-            _check(ids.AZ_NAME, az, "AvailabilityZone", f"{self.region}a")
             if az not in rec["subnets"]:
                 raise invalid(
                     f"Cluster {cid} has no subnet in Availability Zone {az}. Its subnets are in "
@@ -594,7 +604,8 @@ class CloudHsmV2Service(JsonService):
             used = {h["eni_ip"] for c in data["clusters"].values() for h in c["hsms"].values()}
             ip = params.get("IpAddress")
             if ip is not None:
-                _check(ids.IPV4, ip, "IpAddress", "172.31.0.10")
+                if not all(0 <= int(part) <= 255 for part in ip.split(".")):
+                    raise invalid(f"IpAddress {ip} is not a valid IPv4 address.")
                 if not subnet.contains(ip):
                     raise invalid(
                         f"IP address {ip} is not available in subnet {subnet.subnet_id} "
@@ -610,14 +621,6 @@ class CloudHsmV2Service(JsonService):
 
             hsm_id = ids.hsm_id()
             first = state is ClusterState.UNINITIALIZED
-            identity = hardware.provision_hsm(
-                self.workspace,
-                hsm_id,
-                owner=record_owner(rec),
-                mode=rec["mode"],
-                now=now,
-                with_cluster_key=first,
-            )
             hsm = {
                 "id": hsm_id,
                 "az": az,
@@ -629,18 +632,40 @@ class CloudHsmV2Service(JsonService):
                 "state_message": "The HSM is being created.",
                 "created": now,
                 "token": hsm_id,
-                "serial": identity.serial,
-                "holds_cluster_key": first,
-                "aws_hw_cert": identity.aws_hardware_certificate,
-                "mfr_hw_cert": identity.manufacturer_hardware_certificate,
+                "intent": "create",
+                "next": [],
             }
-            # The transition starts once the token exists: provisioning takes real time.
-            now = self._now()
-            schedule(hsm, now, (HsmState.ACTIVE.value, Step.HSM_CREATE, "HSM created."))
-            restoring = rec.get("source_backup") and not rec["hsms"]
-            if restoring:
-                self._restore_first_hsm(data, rec, hsm, now)
+            restoring = bool(rec.get("source_backup")) and not rec["hsms"]
             rec["hsms"][hsm_id] = hsm
+            self.plane.commit(data)  # the intent is durable before SoftHSM changes
+            try:
+                identity = hardware.provision_hsm(
+                    self.workspace,
+                    hsm_id,
+                    owner=record_owner(rec),
+                    mode=rec["mode"],
+                    now=now,
+                    with_cluster_key=first,
+                )
+                if restoring:
+                    self._restore_first_hsm(data, rec, hsm, self._now())
+            except BaseException:
+                # Roll back at once (a KeyboardInterrupt too); a SIGKILL is rolled back
+                # by the next reconcile instead.
+                with contextlib.suppress(Exception):
+                    hardware.decommission_hsm(self.workspace, hsm_id)
+                del rec["hsms"][hsm_id]
+                self.plane.commit(data)
+                raise
+            del hsm["intent"]
+            hsm.update(
+                serial=identity.serial,
+                holds_cluster_key=first,
+                aws_hw_cert=identity.aws_hardware_certificate,
+                mfr_hw_cert=identity.manufacturer_hardware_certificate,
+            )
+            # The lab-clock wait starts when the token exists (provisioning takes real time).
+            schedule(hsm, self._now(), (HsmState.ACTIVE.value, Step.HSM_CREATE, "HSM created."))
             if first:
                 rec["pki"] = {
                     "csr": identity.cluster_csr,
@@ -694,12 +719,16 @@ class CloudHsmV2Service(JsonService):
                 raise invalid(f"HSM {hsm['id']} is already being deleted.")
             if rec["state"] in _INITIALIZED:  # AWS backs up when an HSM is removed
                 record_backup(data, rec, now, self.workspace, last_resort=hsm["id"])
-            hardware.decommission_hsm(self.workspace, hsm["token"])
-            drills.recover_if_healthy(rec, hsm["id"])  # a DEGRADED cluster's bad HSM left
             hsm["state"] = HsmState.DELETE_IN_PROGRESS.value
             hsm["state_message"] = "The HSM is being deleted."
-            now = self._now()  # after the backup and the token's removal took their time
-            schedule(hsm, now, (HsmState.DELETED.value, Step.HSM_DELETE, "HSM deleted."))
+            hsm["intent"] = "delete"
+            hsm["next"] = []
+            self.plane.commit(data)  # the intent is durable before the token goes
+            hardware.decommission_hsm(self.workspace, hsm["token"])
+            del hsm["intent"]
+            drills.recover_if_healthy(rec, hsm["id"])  # a DEGRADED cluster's bad HSM left
+            # The lab-clock wait starts once the token is gone.
+            schedule(hsm, self._now(), (HsmState.DELETED.value, Step.HSM_DELETE, "HSM deleted."))
             if (
                 rec["pki"].get("csr_hsm") == hsm["id"]
                 and rec["state"] == ClusterState.UNINITIALIZED
@@ -712,12 +741,14 @@ class CloudHsmV2Service(JsonService):
 
     def DescribeBackups(self, params: dict[str, Any]) -> dict[str, Any]:
         """List backups (filters: backupIds, sourceBackupIds, clusterIds, states, neverExpires)."""
-        filters = _filters(params, BACKUP_FILTERS)
+        filters = _filters(params, BACKUP_FILTERS, BackupState)
         if retention.due(self.plane.view(), self.plane.clock.reading()):
             with self.plane.change() as data:
                 retention.housekeeping(self.workspace, data, self.plane.clock.reading())
         if params.get("Shared"):
-            return _paginate([], params, 50, "Backups")  # nobody shares backups with the lab
+            return _paginate(
+                "DescribeBackups", [], params, 50, "Backups"
+            )  # nobody shares backups with the lab
         backups = [b for b in self.plane.view()["backups"].values() if b["region"] == self.region]
         for name, field_name in (
             ("backupIds", "id"),
@@ -731,7 +762,9 @@ class CloudHsmV2Service(JsonService):
             wanted = {v.lower() == "true" for v in filters["neverExpires"]}
             backups = [b for b in backups if bool(b.get("never_expires")) in wanted]
         backups.sort(key=lambda b: b["created"], reverse=not params.get("SortAscending", False))
-        return _paginate([backup_to_api(b) for b in backups], params, 50, "Backups")
+        return _paginate(
+            "DescribeBackups", [backup_to_api(b) for b in backups], params, 50, "Backups"
+        )
 
     def DeleteBackup(self, params: dict[str, Any]) -> dict[str, Any]:
         """Mark a READY backup for deletion (restorable for 7 days)."""
@@ -770,7 +803,11 @@ class CloudHsmV2Service(JsonService):
 
     def CopyBackupToRegion(self, params: dict[str, Any]) -> dict[str, Any]:
         """Copy a READY backup to another region (to create a cluster there)."""
-        dest = _check(ids.REGION, params["DestinationRegion"], "DestinationRegion", "us-west-2")
+        dest = params["DestinationRegion"]
+        if dest not in known_regions("cloudhsmv2"):
+            raise invalid(
+                f"DestinationRegion {dest!r} is not a region where CloudHSM exists; e.g. us-west-2."
+            )
         if dest == self.region:
             raise invalid(f"The backup is already in {dest}; choose a different DestinationRegion.")
         tags = params.get("TagList") or []
@@ -841,7 +878,7 @@ class CloudHsmV2Service(JsonService):
     def ListTags(self, params: dict[str, Any]) -> dict[str, Any]:
         """The tags of a cluster or backup."""
         rec = self._resource(self.plane.view(), params["ResourceId"])
-        return _paginate([dict(t) for t in rec.get("tags", [])], params, 100, "TagList")
+        return _paginate("ListTags", [dict(t) for t in rec.get("tags", [])], params, 100, "TagList")
 
     # -- resource policies (backups only, as on AWS) ---------------------------------------
 

@@ -10,7 +10,7 @@ CloudHSM signs certificates::
     from cryptography.hazmat.primitives import hashes
     from labsupport.crypto.x509 import token_private_key
 
-    with store.open_session("hsm-abc…") as session:
+    with store.open_session("my-ca-token") as session:
         key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label="my-ca")
         signer = token_private_key(key)          # a cryptography private-key object
         csr = (x509.CertificateSigningRequestBuilder()

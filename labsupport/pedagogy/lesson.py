@@ -46,6 +46,16 @@ class Lesson:
         """Folder for files this lesson writes (certificates, CSRs, exported keys)."""
         return self.workspace.lesson_dir(self.scope)
 
+    def inspect_hsm(self, hsm_id: str) -> list:
+        """A read-only list of what HSM ``hsm_id`` stores (labels, classes, public attributes).
+
+        On AWS you can never look inside an HSM; the lab shows what is safe to show and
+        never hands out a session on an HSM (see :mod:`labsupport.client.inspector`).
+        """
+        from labsupport.client.inspector import inspect_hsm
+
+        return inspect_hsm(hsm_id, self.workspace)
+
     def create_token(self, label: str, user_pin: str) -> pkcs11.Token:
         """Create a fresh SoftHSM token ``label`` for this lesson with the learner's user PIN.
 

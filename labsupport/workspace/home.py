@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from labsupport.errors import WorkspaceError
-from labsupport.workspace.statefile import StateFile
+from labsupport.workspace.statefile import StateFile, Validator
 
 ENV_HOME = "CLOUDHSM_LAB_HOME"
 #: Names the lesson scope running in this process (set by ``start_lesson``); resources
@@ -96,23 +97,35 @@ class Workspace:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
 
-    def state(self, name: str, default: dict | None = None) -> StateFile:
-        """The state file ``state/<name>.json``."""
-        return StateFile(self.state_dir / f"{name}.json", default)
+    def state(
+        self, name: str, default: dict | None = None, validate: Validator | None = None
+    ) -> StateFile:
+        """The state file ``state/<name>.json`` (``validate`` checks its shape on load)."""
+        return StateFile(self.state_dir / f"{name}.json", default, validate)
 
     # -- lifecycle -------------------------------------------------------------------
 
     def ensure(self) -> None:
-        """Create the directory tree (mode 0700) and the SoftHSM config; check it is writable."""
+        """Create the directory tree and the SoftHSM config; check it is safe and writable.
+
+        A workspace the lab creates is made mode 0700. An existing directory keeps its
+        mode (the lab never chmods what it did not create — ``CLOUDHSM_LAB_HOME=/tmp``
+        must not strip ``/tmp``'s sticky bit); one that other users could write into is
+        refused unless it is sticky (then nobody else can replace the lab's entries),
+        and the lab's own folders inside it must belong to the current user.
+        """
         try:
-            for d in (self.root, self.token_dir, self.state_dir):
-                d.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if self.root.stat().st_mode & 0o077:
-                os.chmod(self.root, 0o700)
+            if not self.root.is_dir():
+                self.root.parent.mkdir(parents=True, exist_ok=True)
+                self.root.mkdir(mode=0o700, exist_ok=True)
+            self._check_safe(self.root, top=True)
+            for d in (self.token_dir, self.state_dir):
+                d.mkdir(exist_ok=True, mode=0o700)
+                self._check_safe(d, top=False)
             conf = SOFTHSM_CONF_TEMPLATE.format(tokendir=self.token_dir)
             if not self.softhsm_conf.exists() or self.softhsm_conf.read_text() != conf:
                 self.softhsm_conf.write_text(conf)
-            probe = self.state_dir / ".write-test"
+            probe = self.state_dir / f".write-test-{os.getpid()}"
             probe.write_text("ok")
             probe.unlink()
         except PermissionError as exc:
@@ -126,6 +139,29 @@ class Workspace:
                 f"Cannot create the lab workspace {self.root}: {exc.strerror}.",
                 f"Set {ENV_HOME} to a writable directory with free space, then restart the kernel.",
             ) from exc
+
+    def _check_safe(self, path: Path, top: bool) -> None:
+        """Refuse a directory other users could tamper with (see :meth:`ensure`)."""
+        st = path.stat()
+        mine = st.st_uid == os.geteuid()
+        shared_write = bool(st.st_mode & 0o022)
+        sticky = bool(st.st_mode & stat.S_ISVTX)
+        if top and shared_write and not sticky:
+            raise WorkspaceError(
+                f"The lab workspace {path} is writable by other users "
+                f"(mode {stat.S_IMODE(st.st_mode):o}), so they could replace its tokens and "
+                "state files. The lab does not change permissions of a directory it did not "
+                "create.",
+                f"Run `chmod go-w {path}` if it is yours, or set {ENV_HOME} to a new path "
+                f"(e.g. {ENV_HOME}={path / 'cloudhsm-lab'}) — the lab creates it private (0700).",
+            )
+        if not top and (not mine or shared_write):
+            raise WorkspaceError(
+                f"{path} inside the lab workspace belongs to another user or is writable by "
+                "others; the lab will not keep tokens or state there.",
+                f"Set {ENV_HOME} to a new directory you own "
+                f"(e.g. {ENV_HOME}=~/.cloudhsm-lab), then restart the kernel.",
+            )
 
     def remove_lesson_files(self, lesson: str | None = None) -> None:
         """Remove the files of one lesson scope, or every token, state and lesson file.

@@ -14,12 +14,12 @@ from labsupport.client.keys import KeyRecord
 
 def record(key: Any) -> KeyRecord | None:
     """The cluster's record of a token key (owner, shared users, pair), or the session record."""
-    return key._current_record() or key._record
+    return key.record
 
 
 def coverage(key: Any) -> str:
     """``full`` when the key is on every ACTIVE HSM the session routes to, else ``partial``."""
-    order = key.session._order
+    order = key.session.order
     return "full" if len(key.hsms) >= len(order) else "partial"
 
 
@@ -44,7 +44,8 @@ def all_records(client: Any) -> list[KeyRecord]:
     from labsupport.client.keys import KeyStatus
 
     return sorted(
-        (r for r in client._records().values() if r.status is KeyStatus.OK), key=lambda r: r.ref
+        (r for r in client.keys.records().values() if r.status is KeyStatus.OK),
+        key=lambda r: r.ref,
     )
 
 
@@ -54,17 +55,15 @@ def forget(session: Any, key: Any) -> None:
     python-pkcs11 picks an object's class (with or without ``wrap_key`` …) when it lists
     the object, so a key whose ``wrap`` just became true must be listed again.
     """
-    session._keys.pop(key.ref, None)
-    for link in session._links.values():
-        link.forget(key.ref)
+    session.forget_key(key.ref)
 
 
 def hsm_tokens(client: Any) -> list[tuple[Any, Any]]:
     """``(endpoint, token)`` for each ACTIVE HSM the client talks to."""
     client.poll(force=True)
     out = []
-    for endpoint in client._routable():
-        out.append((endpoint, client._link(endpoint).session.token))
+    for endpoint in client.topology.routable():
+        out.append((endpoint, client.topology.link(endpoint).session.token))
     return out
 
 

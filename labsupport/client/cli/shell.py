@@ -176,8 +176,9 @@ class CloudHsmCli:
             )
         if self.user is None:
             role = "admin" if need is Need.ADMIN else "crypto-user"
+            who = "user" if need is Need.ANY_USER else need.value
             raise NotAuthorized(
-                f"This command needs a logged-in {need.value}.",  # modelled text
+                f"This command needs a logged-in {who}.",  # modelled text
                 f"Log in first: login --username <name> --role {role}.",
             )
         if need is Need.ADMIN and self.user.role is not Role.ADMIN:

@@ -1,0 +1,194 @@
+"""Key protection: no path out of the cluster reveals a sensitive or non-extractable key.
+
+One test per refused path (attribute read, export, wrap, derive, the layer's replicas, the
+HSM tokens themselves, another user's key), each checked against what a bare SoftHSM
+token answers where the behaviour is plain PKCS#11.
+"""
+
+from __future__ import annotations
+
+import pytest
+from client_fixtures import lab, make_aes
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import exceptions as ckr
+
+from labsupport.client import KeyNotExtractable, KeyPermissionError
+from labsupport.client.inspector import HsmObject, inspect_hsm
+from labsupport.client.mechanisms import MechanismNotSupported
+from labsupport.crypto import export_private_key
+from labsupport.hsm.tokens import HsmTokenSealed, token_store
+
+_FIXTURES = (lab,)  # pytest fixtures used as test arguments
+
+LOCKED = {Attribute.EXTRACTABLE: False, Attribute.SENSITIVE: False}
+
+
+@pytest.fixture
+def bare(workspace):
+    """A bare SoftHSM practice token (the reference behaviour)."""
+    store = token_store(workspace)
+    store.create("bare-ref", owner="test")
+    session = store.open_session("bare-ref")
+    yield session
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_non_extractable_value_is_refused_like_a_bare_token(lab, bare, store):
+    """CKA_EXTRACTABLE false, CKA_SENSITIVE false: the value stays secret (PKCS#11)."""
+    ref = bare.generate_key(KeyType.AES, 256, store=False, template=LOCKED)
+    with pytest.raises(ckr.AttributeSensitive):
+        ref[Attribute.VALUE]
+    session = lab.login("alice")
+    key = session.generate_key(KeyType.AES, 256, label="locked", store=store, template=LOCKED)
+    assert key[Attribute.EXTRACTABLE] is False
+    assert key[Attribute.SENSITIVE] is False  # as the user asked, not the internal value
+    with pytest.raises(ckr.AttributeSensitive):
+        key[Attribute.VALUE]
+    # python-pkcs11's bulk read leaves refused attributes out, on a bare token too
+    assert ref.get_attributes([Attribute.VALUE, Attribute.CLASS]) == {
+        Attribute.CLASS: ObjectClass.SECRET_KEY
+    }
+    assert key.get_attributes([Attribute.LABEL, Attribute.VALUE]) == {Attribute.LABEL: "locked"}
+
+
+def test_sensitive_extractable_value_is_refused(lab):
+    session = lab.login("alice")
+    key = make_aes(session, "sensitive", template={Attribute.EXTRACTABLE: True})
+    assert key[Attribute.SENSITIVE] is True
+    with pytest.raises(ckr.AttributeSensitive):
+        key[Attribute.VALUE]
+
+
+def test_plain_key_value_is_readable_by_its_owner_only(lab):
+    """A non-sensitive, extractable key reveals its value to its owner, as PKCS#11 allows;
+    a user it is shared with may use it but not export it."""
+    alice = lab.login("alice")
+    key = make_aes(
+        alice,
+        "plain",
+        template={Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: False},
+    )
+    assert len(key[Attribute.VALUE]) == 32
+    key.share("bob")
+    bob = lab.login("bob")
+    theirs = bob.key_by_reference(key.reference)
+    with pytest.raises(ckr.AttributeSensitive):
+        theirs[Attribute.VALUE]
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_export_private_key_is_refused(lab, store):
+    """RSA private exponent and friends: refused for a non-extractable key."""
+    session = lab.login("alice")
+    _, priv = session.generate_keypair(
+        KeyType.RSA, 2048, label="rsa", store=store, private_template=LOCKED
+    )
+    with pytest.raises(ckr.AttributeSensitive):
+        export_private_key(priv)
+    for attr in (Attribute.PRIVATE_EXPONENT, Attribute.PRIME_1, Attribute.COEFFICIENT):
+        with pytest.raises(ckr.AttributeSensitive):
+            priv[attr]
+    assert priv[Attribute.MODULUS]  # public material stays readable
+
+
+def test_replicas_inside_the_layer_are_sensitive(lab):
+    """Even the lab's own HSM copies of a non-extractable key refuse to reveal its value."""
+    session = lab.login("alice")
+    key = make_aes(session, "locked", template=LOCKED)
+    key._read_replica()  # resolve the replicas
+    assert len(key._reps) == 2
+    for _, obj in key._reps:
+        with pytest.raises(ckr.AttributeSensitive):
+            obj[Attribute.VALUE]
+    assert not hasattr(key, "_any")
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_wrap_out_non_extractable_is_refused(lab, store):
+    session = lab.login("alice")
+    kek = session.generate_key(
+        KeyType.AES,
+        256,
+        label="kek",
+        store=store,
+        template={Attribute.WRAP: True, Attribute.UNWRAP: True},
+    )
+    target = session.generate_key(KeyType.AES, 256, label="locked", store=store, template=LOCKED)
+    with pytest.raises(ckr.KeyUnextractable):
+        kek.wrap_key(target, mechanism=Mechanism.AES_KEY_WRAP_PAD)
+    if store:
+        with pytest.raises(KeyNotExtractable):
+            kek.wrap_key(target, mechanism=Mechanism.AES_KEY_WRAP_PAD)
+
+
+def test_sensitive_cannot_be_turned_off(lab):
+    session = lab.login("alice")
+    key = make_aes(session, "sens")
+    with pytest.raises(ckr.AttributeReadOnly):
+        key[Attribute.SENSITIVE] = False
+    plain = make_aes(session, "plain", template={Attribute.SENSITIVE: False})
+    plain[Attribute.SENSITIVE] = True
+    assert plain[Attribute.SENSITIVE] is True
+    with pytest.raises(ckr.AttributeSensitive):
+        plain[Attribute.VALUE]
+
+
+def test_derive_with_a_mechanism_cloudhsm_lacks_is_refused(lab):
+    """CKM_CONCATENATE_BASE_AND_DATA would copy a key's value into an extractable key;
+    CloudHSM offers only ECDH and SP800-108 for C_DeriveKey."""
+    session = lab.login("alice")
+    key = make_aes(session, "base", template={**LOCKED, Attribute.DERIVE: True})
+    with pytest.raises(MechanismNotSupported) as info:
+        key.derive_key(
+            KeyType.GENERIC_SECRET,
+            32,
+            mechanism=Mechanism.CONCATENATE_BASE_AND_DATA,
+            mechanism_param=b"",
+            template={Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: False},
+        )
+    assert isinstance(info.value, ckr.MechanismInvalid)
+
+
+def test_other_users_keys_are_invisible_and_unwrappable(lab):
+    alice = lab.login("alice")
+    key = make_aes(alice, "alice-only", template={Attribute.EXTRACTABLE: True})
+    bob = lab.login("bob")
+    assert all(k.reference != key.reference for k in bob.get_objects())
+    with pytest.raises(ckr.NoSuchKey):
+        bob.key_by_reference(key.reference)
+    key.share("bob")
+    shared = bob.key_by_reference(key.reference)
+    kek = make_aes(bob, "bob-kek", template={Attribute.WRAP: True})
+    with pytest.raises(KeyPermissionError):
+        kek.wrap_key(shared, mechanism=Mechanism.AES_KEY_WRAP_PAD)
+
+
+def test_hsm_tokens_are_sealed(lab):
+    """lab.tokens.open_session(<HSM>) used to open an HSM with its internal PIN."""
+    hsm = lab.cluster.hsms[0]
+    with pytest.raises(HsmTokenSealed):
+        token_store(lab.workspace).open_session(hsm.token_label)
+
+
+def test_inspector_is_read_only_and_shows_the_user_view(lab):
+    session = lab.login("alice")
+    key = make_aes(session, "locked", template=LOCKED, id=b"mine")
+    hsm = lab.cluster.hsms[1]
+    objects = inspect_hsm(hsm.hsm_id, lab.workspace)
+    assert all(isinstance(o, HsmObject) for o in objects)
+    mine = next(o for o in objects if o.reference == key.reference)
+    assert mine.object_class is ObjectClass.SECRET_KEY
+    assert mine.label == "locked" and mine.id == b"mine"
+    assert mine.extractable is False and mine.sensitive is False  # the user's view
+    for obj in objects:  # nothing that can be used: plain data only
+        assert not hasattr(obj, "session") and not hasattr(obj, "wrap_key")
+        assert Attribute.VALUE not in obj.public
+
+
+def test_kcv_and_length_of_a_synced_key_answer_from_the_record(lab):
+    """CKA_CHECK_VALUE / CKA_VALUE_LEN stay readable on a locked key (SoftHSM loses them on
+    the unwrapped copies; the record keeps the generating HSM's values)."""
+    session = lab.login("alice")
+    key = make_aes(session, "locked", template=LOCKED)
+    assert key[Attribute.VALUE_LEN] == 32
+    assert len(key[Attribute.CHECK_VALUE]) == 3

@@ -1,0 +1,385 @@
+"""Fault injection: SIGKILL at random moments, damaged files, concurrent processes.
+
+Each test ends with :func:`assert_consistent`: every HSM the control plane lists has its
+SoftHSM token (record + directory + visible to PKCS#11), no token belongs to a gone HSM,
+no intent or temporary file is left behind.
+
+``./lab test`` runs a few kills per loop; ``CLOUDHSM_LAB_FAULTS=long`` runs the
+acceptance figure (25 kills during create/delete-HSM loops) and more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labsupport import aws
+from labsupport.controlplane import quickstart
+from labsupport.controlplane.cluster import ControlPlane
+from labsupport.controlplane.records import has_intents
+from labsupport.hsm.tokens import (
+    TokenPurpose,
+    TokenStatus,
+    TokenStore,
+    firmware_session,
+    serial_of_dir,
+)
+from labsupport.workspace import Workspace
+
+LONG = os.environ.get("CLOUDHSM_LAB_FAULTS") == "long"
+KILLS = 25 if LONG else 3
+
+pytestmark = pytest.mark.slow
+
+
+def _env(workspace: Workspace, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CLOUDHSM_LAB_HOME": str(workspace.root),
+        "CLOUDHSM_LAB_CLOCK": "fast",
+        "PYTHONWARNINGS": "ignore",
+        **extra,
+    }
+
+
+def assert_consistent(workspace: Workspace) -> dict[str, int]:
+    """Invariants after faults, checked from a fresh process's point of view."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-c",
+            "from labsupport import aws\n"
+            "import json\n"
+            "cs = aws.client('cloudhsmv2').describe_clusters()['Clusters']\n"
+            "print(json.dumps([[h['HsmId'], h['State']] for c in cs for h in c['Hsms']]))",
+        ],
+        env=_env(workspace),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    listed = {hid: state for hid, state in json.loads(out.stdout.strip().splitlines()[-1])}
+    data = ControlPlane(workspace).state.read()
+    assert not has_intents(data), "an intent was left behind"
+    hsm_tokens = {h["token"] for c in data["clusters"].values() for h in c["hsms"].values()}
+    store = TokenStore(workspace)
+    raw = store._state.read()
+    assert all(r["status"] == TokenStatus.READY.value for r in raw.values()), raw.keys()
+    records = store.records()
+    serials = {r.serial for r in records.values()}
+    dirs = {serial_of_dir(p.name): p for p in workspace.token_dir.iterdir()}
+    zombies = [hid for hid in listed if hid not in records or records[hid].serial not in dirs]
+    assert not zombies, f"HSMs without a token: {zombies}"
+    orphans = [
+        label
+        for label, rec in records.items()
+        if rec.purpose is TokenPurpose.HSM and label not in hsm_tokens
+    ]
+    assert not orphans, f"tokens of gone HSMs: {orphans}"
+    stray_dirs = [p.name for s, p in dirs.items() if s not in serials]
+    assert not stray_dirs, f"token directories nobody records: {stray_dirs}"
+    store.refresh()
+    visible = {t.label for t in store.lib.get_tokens()}
+    assert set(listed) <= visible
+    temp = [p.name for p in workspace.state_dir.iterdir() if p.name.startswith(".")]
+    temp = [n for n in temp if not n.startswith(".write-test")]
+    assert not temp, f"temporary files left: {temp}"
+    assert not (workspace.root / ".trash").exists() or not any(
+        (workspace.root / ".trash").iterdir()
+    )
+    return {"hsms": len(listed), "tokens": len(records)}
+
+
+_CHURN = """
+import random, sys
+from labsupport import aws
+cloudhsm = aws.client("cloudhsmv2")
+cid = sys.argv[1]
+print("ready", flush=True)
+while True:
+    c = cloudhsm.describe_clusters(Filters={"clusterIds": [cid]})["Clusters"][0]
+    hsms = [h for h in c["Hsms"] if h["State"] == "ACTIVE"]
+    if len(hsms) < 3 or random.random() < 0.5:
+        az = random.choice(sorted(c["SubnetMapping"]))
+        cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone=az)
+    else:
+        cloudhsm.delete_hsm(ClusterId=cid, HsmId=random.choice(hsms[1:])["HsmId"])
+"""
+
+
+def _start(code: str, workspace: Workspace, *args: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-c", textwrap.dedent(code), *args],
+        env=_env(workspace),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ready, _, _ = select.select([proc.stdout], [], [], 120)
+    assert ready and proc.stdout is not None and proc.stdout.readline().strip() == "ready", (
+        proc.stderr.read() if proc.stderr else ""
+    )
+    return proc
+
+
+def _half_done(workspace: Workspace) -> int:
+    """Intents, pending keys and temp files a kill left (read without repairing anything)."""
+    plane = workspace.state_dir / "cloudhsmv2.json"
+    data = json.loads(plane.read_text() or "{}") if plane.exists() else {}
+    hsms = [h for c in data.get("clusters", {}).values() for h in c.get("hsms", {}).values()]
+    tokens_path = workspace.state_dir / "tokens.json"
+    tokens = json.loads(tokens_path.read_text()) if tokens_path.exists() else {}
+    temp = [
+        p for p in workspace.state_dir.iterdir() if p.name.startswith(".") and ".json." in p.name
+    ]
+    pending_keys = 0
+    for path in workspace.state_dir.glob("client-cluster-*.json"):
+        keys = json.loads(path.read_text() or "{}").get("keys", {})
+        pending_keys += sum(1 for k in keys.values() if k.get("status", "ok") != "ok")
+    return (
+        pending_keys
+        + sum(1 for h in hsms if h.get("intent"))
+        + sum(1 for r in tokens.values() if r.get("status", "ready") != "ready")
+        + len(temp)
+    )
+
+
+def _kill_loop(code: str, workspace: Workspace, kills: int, *args: str) -> dict[str, Any]:
+    """SIGKILL ``kills`` fresh processes running ``code`` at random moments."""
+    rng = random.Random(int(os.environ.get("CLOUDHSM_LAB_FAULT_SEED", "16")))
+    dirty = 0
+    for _ in range(kills):
+        proc = _start(code, workspace, *args)
+        time.sleep(rng.uniform(0.05, 1.2))
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        dirty += _half_done(workspace) > 0
+    figures = {"kills": kills, "kills_leaving_half_done_work": dirty}
+    print(f"fault figures: {json.dumps(figures)}")
+    return figures
+
+
+def test_sigkill_during_create_and_delete_hsm(workspace: Workspace) -> None:
+    cid, _cert, _key = quickstart.initialized_cluster(workspace, owner="faults", hsm_count=1)
+    kills = _kill_loop(_CHURN, workspace, KILLS, cid)
+    figures = assert_consistent(workspace)
+    print(f"after {kills['kills']} kills, one describe_clusters: {json.dumps(figures)}")
+    assert figures["hsms"] >= 1
+    # The cluster still works: one more create and delete from this process.
+    cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
+    c = cloudhsm.describe_clusters()["Clusters"][0]
+    hsm = cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone=sorted(c["SubnetMapping"])[0])
+    cloudhsm.delete_hsm(ClusterId=cid, HsmId=hsm["Hsm"]["HsmId"])
+    assert_consistent(workspace)
+
+
+_TOKENS = """
+import sys
+from labsupport.hsm import token_store
+store = token_store()
+print("ready", flush=True)
+i = 0
+while True:
+    store.create(f"t{i % 4}", owner="faults", user_pin="fault-pin-1")
+    if i % 3 == 0:
+        store.delete(f"t{(i + 1) % 4}")
+    i += 1
+"""
+
+
+def test_sigkill_during_token_create_and_delete(workspace: Workspace) -> None:
+    _kill_loop(_TOKENS, workspace, KILLS)
+    store = TokenStore(workspace)
+    store.reconcile(wait=True)
+    assert_consistent(workspace)
+    for label, rec in store.records().items():  # every surviving token opens with its PIN
+        assert rec.status is TokenStatus.READY
+        with store.token(label).open(user_pin="fault-pin-1"):
+            pass
+
+
+def test_reset_interrupted_mid_way_is_finished(workspace: Workspace) -> None:
+    quickstart.initialized_cluster(workspace, owner="07-lesson", hsm_count=2)
+    code = """
+    from labsupport.workspace import Workspace
+    from labsupport.controlplane.cluster import delete_clusters_owned_by
+    import labsupport.controlplane.hardware as hw, os, signal
+    real = hw.decommission_hsm
+    def die_after_one(ws, label):
+        real(ws, label)
+        os.kill(os.getpid(), signal.SIGKILL)
+    hw.decommission_hsm = die_after_one
+    print("ready", flush=True)
+    delete_clusters_owned_by(Workspace.open(), "07")
+    """
+    proc = _start(code, workspace)
+    assert proc.wait(timeout=120) == -signal.SIGKILL
+    assert has_intents(ControlPlane(workspace).state.read())
+    with pytest.warns(RuntimeWarning, match="finished the interrupted reset"):
+        assert aws.client("cloudhsmv2", workspace=workspace).describe_clusters()["Clusters"] == []
+    assert_consistent(workspace)
+
+
+def test_lost_token_directory_is_not_a_zombie(workspace: Workspace) -> None:
+    _cid, _c, _k = quickstart.initialized_cluster(workspace, owner="faults", hsm_count=2)
+    store = TokenStore(workspace)
+    victim = sorted(r for r in store.records())[0]
+    dirs = {serial_of_dir(p.name): p for p in workspace.token_dir.iterdir()}
+    import shutil
+
+    shutil.rmtree(dirs[store.records()[victim].serial])
+    with pytest.warns(RuntimeWarning, match="token had vanished"):
+        hsms = aws.client("cloudhsmv2", workspace=workspace).describe_clusters()["Clusters"][0]
+    assert victim not in [h["HsmId"] for h in hsms["Hsms"]]
+    assert_consistent(workspace)
+
+
+def test_truncated_tokens_json_keeps_every_token_openable(workspace: Workspace) -> None:
+    quickstart.initialized_cluster(workspace, owner="faults", hsm_count=2)
+    store = TokenStore(workspace)
+    labels = sorted(store.records())
+    path = workspace.state_dir / "tokens.json"
+    path.write_text(path.read_text()[: len(path.read_text()) // 2])
+    with pytest.warns(RuntimeWarning, match="restored its last committed version"):
+        assert sorted(TokenStore(workspace).records()) == labels
+    for label in labels:  # the newest HSM's token too
+        firmware_session(TokenStore(workspace), label).close()
+    assert_consistent(workspace)
+
+
+def test_no_pin_on_any_command_line(workspace: Workspace) -> None:
+    pin = "argv-leak-" + os.urandom(4).hex()
+    code = """
+    import sys
+    from labsupport.hsm import token_store
+    pin = sys.stdin.readline().strip()
+    store = token_store()
+    for i in range(12):
+        store.create(f"p{i % 3}", owner="faults", user_pin=pin)
+    print("done", flush=True)
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=_env(workspace),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(pin + "\n")
+    proc.stdin.close()
+    seen: list[str] = []
+    scans = 0
+    while proc.poll() is None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("latin-1")
+            except OSError:
+                continue
+            if pin in cmdline:
+                seen.append(cmdline)
+        scans += 1
+    assert proc.returncode == 0 and scans > 0
+    assert not seen, f"PIN on a command line: {seen[:1]}"
+    store = TokenStore(workspace)
+    store.refresh()
+    with store.token("p0").open(user_pin=pin):
+        pass
+
+
+_HOLDER = """
+import sys, time
+from labsupport.workspace import Workspace
+sf = Workspace.open().state("cloudhsmv2")
+with sf.locked():
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_lock_wait_names_the_holder_and_the_fix(workspace: Workspace) -> None:
+    from labsupport.errors import LockTimeout
+    from labsupport.workspace.statefile import StateFile
+
+    holder = _start(_HOLDER, workspace)
+    try:
+        sf = StateFile(workspace.state_dir / "cloudhsmv2.json", timeout=0.5)
+        with pytest.raises(LockTimeout) as info:
+            with sf.update():
+                pass
+        message = str(info.value)
+        assert f"process {holder.pid}" in message and f"kill {holder.pid}" in message
+        import filelock
+
+        assert not isinstance(info.value, filelock.Timeout)
+    finally:
+        holder.kill()
+        holder.wait()
+    with StateFile(workspace.state_dir / "cloudhsmv2.json", timeout=5).update():
+        pass  # the lock died with its process
+
+
+def test_concurrent_churn_from_two_processes(workspace: Workspace) -> None:
+    cid, _c, _k = quickstart.initialized_cluster(workspace, owner="faults", hsm_count=1)
+    code = _CHURN.replace("while True:", "for _ in range(int(sys.argv[2])):")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-W", "ignore", "-c", code, cid, "4" if not LONG else "15"],
+            env=_env(workspace),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
+    assert_consistent(workspace)
+
+
+_KEYGEN = """
+import sys
+from pkcs11 import KeyType
+from labsupport import client as chsm
+session = chsm.connect().login("alice:" + sys.argv[1])
+print("ready", flush=True)
+i = 0
+while True:
+    session.generate_key(KeyType.AES, 256, label=f"gen-{i}", store=True)
+    i += 1
+"""
+
+
+def test_sigkill_during_key_generation_and_sync(workspace: Workspace) -> None:
+    from client_fixtures import PASSWORDS, build, gcm, make_aes, ungcm
+    from client_fixtures import assert_consistent as keys_consistent
+
+    lab = build(workspace, 2)
+    session = lab.login("alice")
+    before = {f"old-{i}": make_aes(session, f"old-{i}") for i in range(3)}
+    ciphertexts = {label: gcm(key, label.encode()) for label, key in before.items()}
+    lab.client.close()
+    figures = _kill_loop(_KEYGEN, workspace, KILLS, PASSWORDS["alice"])
+    client = lab.reconnect()  # replays the sync journal: forward or back
+    keys_consistent(client)  # every key OK, on every HSM exactly once, none unrecorded
+    session = client.login("alice:" + PASSWORDS["alice"])
+    for label, ct in ciphertexts.items():  # zero lost keys
+        assert ungcm(session.get_key(label=label), ct) == label.encode()
+    assert figures["kills"] == KILLS
