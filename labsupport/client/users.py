@@ -256,7 +256,9 @@ class UserDirectory:
             and not int(known.get("failed", 0))
             and verify_password(password, known)
         ):
-            return _user(name, known)
+            user: User | None = _user(name, known)
+            self.audit("CN_LOGIN", user=name, role=user.role.value, login=True)
+            return user
         with self.store.update() as data:
             rec = data["users"].get(name)
             if rec is None or Role(rec["role"]) in (Role.APPLIANCE, Role.UNACTIVATED_ADMIN):
@@ -280,7 +282,7 @@ class UserDirectory:
                 )
             if verify_password(password, rec):
                 rec["failed"] = 0
-                user: User | None = _user(name, rec)
+                user = _user(name, rec)
             else:
                 user = None
                 rec["failed"] = int(rec.get("failed", 0)) + 1
