@@ -155,7 +155,8 @@ def test_no_process_outlives_grading(graded_class: dict) -> None:
 
 def test_installed_grader_edit_is_undone_and_changes_nothing(graded_class: dict) -> None:
     assert graded_class["grading_py"].read_bytes() == graded_class["before"]
-    assert "course package changed while hal's" in graded_class["proc"].stderr
+    # with --jobs 2 the change is noticed while whichever notebook runs then, not always hal's
+    assert "course package changed while " in graded_class["proc"].stderr
 
 
 def test_notebook_sees_a_clean_scratch_environment(graded_class: dict) -> None:
