@@ -266,9 +266,19 @@ class _SyncProgress:
 
     def __call__(self, done: int, total: int) -> None:
         if self._bar is None:
-            from tqdm.auto import tqdm
+            import sys
 
-            self._bar = tqdm(total=total, desc="synchronizing keys", unit="key", disable=total < 50)
+            # Plain tqdm on stdout, as the waiters: tqdm.auto warns "IProgress not found" into
+            # a stderr output box when ipywidgets is absent, and Jupyter shows stderr in pink.
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                desc="synchronizing keys",
+                unit="key",
+                disable=total < 50,
+                file=sys.stdout,
+            )
         self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
