@@ -26,6 +26,28 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["CLOUDHSM_LAB_HOME"] = str(home)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Give each notebook a fresh workspace of its own, and tests the worker's.
+
+    Runs before pytest sets up the item's parents, i.e. before nbval starts the notebook's
+    kernel, so the kernel inherits the variable. A notebook must run alone, from the top, in
+    an empty workspace (as a learner's first run does), not on what an earlier notebook or a
+    fault-injection test left in the same xdist worker.
+    """
+    config = item.config
+    scratch: Path = config._lab_scratch_home  # type: ignore[attr-defined]
+    notebook = item.parent if type(item.parent).__name__ == "IPyNbFile" else None
+    if notebook is None:
+        os.environ["CLOUDHSM_LAB_HOME"] = str(scratch / "lab-home")
+        return
+    home = getattr(notebook, "_lab_home", None)
+    if home is None:
+        home = Path(tempfile.mkdtemp(prefix="notebook-", dir=scratch)) / "lab-home"
+        notebook._lab_home = home  # type: ignore[attr-defined]
+    os.environ["CLOUDHSM_LAB_HOME"] = str(home)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     scratch = getattr(config, "_lab_scratch_home", None)
     if scratch is not None:
