@@ -28,31 +28,30 @@ from collections.abc import Iterator
 ENV_CLOCK = "CLOUDHSM_LAB_CLOCK"
 
 
-class Step(str, enum.Enum):
-    """A piece of control-plane work that takes time."""
+class Step(enum.Enum):
+    """A piece of control-plane work that takes time: how long it lasts on the lab clock at
+    normal speed (:attr:`seconds`) and what it takes on AWS (:attr:`on_aws`)."""
 
-    CLUSTER_CREATE = "cluster.create"
-    CLUSTER_INITIALIZE = "cluster.initialize"
-    CLUSTER_MODIFY = "cluster.modify"
-    CLUSTER_DELETE = "cluster.delete"
-    HSM_CREATE = "hsm.create"
-    HSM_DELETE = "hsm.delete"
-    BACKUP_CREATE = "backup.create"
-    BACKUP_EXPIRE = "backup.expire"
-
-
-#: Seconds each step lasts on the lab clock at normal speed, and what it takes on AWS.
-DURATIONS: dict[Step, tuple[float, str]] = {
-    Step.CLUSTER_CREATE: (2.0, "a few minutes"),
-    Step.CLUSTER_INITIALIZE: (1.5, "a minute or two"),
-    Step.CLUSTER_MODIFY: (2.0, "several minutes"),
-    Step.CLUSTER_DELETE: (1.5, "a few minutes"),
-    Step.HSM_CREATE: (3.0, "5 to 15 minutes"),
-    Step.HSM_DELETE: (1.5, "a few minutes"),
-    Step.BACKUP_CREATE: (1.5, "a few minutes"),
+    CLUSTER_CREATE = ("cluster.create", 2.0, "a few minutes")
+    CLUSTER_INITIALIZE = ("cluster.initialize", 1.5, "a minute or two")
+    CLUSTER_MODIFY = ("cluster.modify", 2.0, "several minutes")
+    CLUSTER_DELETE = ("cluster.delete", 1.5, "a few minutes")
+    HSM_CREATE = ("hsm.create", 3.0, "5 to 15 minutes")
+    HSM_DELETE = ("hsm.delete", 1.5, "a few minutes")
+    BACKUP_CREATE = ("backup.create", 1.5, "a few minutes")
     # A deleted backup stays restorable for 7 days; that one is not compressed.
-    Step.BACKUP_EXPIRE: (7 * 24 * 3600.0, "7 days"),
-}
+    BACKUP_EXPIRE = ("backup.expire", 7 * 24 * 3600.0, "7 days")
+
+    @property
+    def seconds(self) -> float:
+        """Seconds the step lasts on the lab clock at normal speed."""
+        return self.value[1]
+
+    @property
+    def on_aws(self) -> str:
+        """How long the step takes on AWS, in words."""
+        return self.value[2]
+
 
 _override_speed: float | None = None
 
@@ -87,7 +86,6 @@ def fast_forward() -> Iterator[None]:
 
 def duration(step: Step) -> float:
     """Seconds ``step`` lasts on the lab clock at the current speed."""
-    seconds = DURATIONS[step][0]
     if step is Step.BACKUP_EXPIRE:
-        return seconds
-    return 0.0 if speed() == float("inf") else seconds / speed()
+        return step.seconds
+    return 0.0 if speed() == float("inf") else step.seconds / speed()
