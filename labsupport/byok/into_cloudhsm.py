@@ -48,7 +48,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.byok.material import Material, describe, pkcs8_der, read_pem_file
@@ -67,7 +67,12 @@ from labsupport.crypto.kcv import KcvUnavailable, hsm_kcv, kcv
 from labsupport.crypto.keygen import KeyPair, KeySpec, Usage, generate_key_pair, key_template
 from labsupport.crypto.oaep import require_oaep_hash
 from labsupport.crypto.signatures import SignatureScheme, sign
-from labsupport.crypto.wrapping import rsa_aes_unwrap_in_hsm, rsa_aes_wrap, unwrap_with_template
+from labsupport.crypto.wrapping import (
+    WrapMechanism,
+    rsa_aes_unwrap_in_hsm,
+    rsa_aes_wrap,
+    unwrap_key,
+)
 
 
 class UnwrapFailed(CryptoLabError):
@@ -241,20 +246,20 @@ def unwrap_into_hsm(
         wrapped.hash,
         "Wrap the key again with a hash the token accepts (oaep_hashes(import_key)).",
     )
-    scheme = OaepScheme(wrapped.hash)
     usage = _default_usage(wrapped.object_class) if usage is None else usage
     oaep_name = f"CKM_RSA_PKCS_OAEP, {wrapped.hash.name.replace('SHA', 'SHA-')}"
     what = f"{wrapped.description} {label!r} ({'token' if token else 'session'} key)"
     common = dict(label=label, usage=usage, token=token, extractable=extractable)
     try:
         if wrapped.scheme is ImportScheme.RSA_OAEP:
-            key = unwrap_with_template(
+            key = unwrap_key(
                 import_key,
                 wrapped.blob,
-                wrapped.object_class,
-                wrapped.key_type,
-                mechanism=Mechanism.RSA_PKCS_OAEP,
-                param=scheme.mechanism_param,
+                object_class=wrapped.object_class,
+                key_type=wrapped.key_type,
+                how=WrapMechanism.RSA_OAEP,
+                hash=wrapped.hash,
+                key_id=b"",
                 **common,
             )
             return Imported(key, wrapped, (f"C_UnwrapKey({oaep_name}) → {what}",))
@@ -266,6 +271,7 @@ def unwrap_into_hsm(
                 wrapped.hash,
                 wrapped.object_class,
                 wrapped.key_type,
+                key_id=b"",
                 **common,
             )
         except ValueError as exc:

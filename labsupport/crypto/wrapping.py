@@ -67,9 +67,11 @@ class WrapMechanism(enum.Enum):
         return KeyType.RSA if self is WrapMechanism.RSA_OAEP else KeyType.AES
 
 
-def _mechanism_param(rsa_key: pkcs11.Key, how: WrapMechanism) -> object:
+def _mechanism_param(
+    rsa_key: pkcs11.Key, how: WrapMechanism, hash: HashAlg | None = None
+) -> object:
     if how is WrapMechanism.RSA_OAEP:
-        return oaep_scheme(rsa_key).mechanism_param
+        return oaep_scheme(rsa_key, hash).mechanism_param
     return None
 
 
@@ -120,38 +122,6 @@ def unwrap_template(
     return template
 
 
-def unwrap_with_template(
-    unwrapping_key: pkcs11.Key,
-    wrapped: bytes,
-    object_class: ObjectClass,
-    key_type: KeyType,
-    *,
-    label: str,
-    usage: Usage,
-    token: bool,
-    extractable: bool,
-    mechanism: Mechanism,
-    param: Any = None,
-    key_id: bytes | None = None,
-) -> pkcs11.Key:
-    """``C_UnwrapKey`` with ``mechanism`` into a new key with the full CloudHSM-like
-    template (:func:`unwrap_template`): the one unwrap call every recipe here makes."""
-    extra = {} if key_id is None else {"id": key_id}
-    return unwrapping_key.unwrap_key(
-        object_class,
-        key_type,
-        wrapped,
-        label=label,
-        store=token,
-        mechanism=mechanism,
-        mechanism_param=param,
-        template=unwrap_template(
-            object_class, label=label, usage=usage, token=token, extractable=extractable
-        ),
-        **extra,
-    )
-
-
 def unwrap_key(
     unwrapping_key: pkcs11.Key,
     wrapped: bytes,
@@ -164,27 +134,29 @@ def unwrap_key(
     token: bool = True,
     extractable: bool = True,
     key_id: bytes | None = None,
+    hash: HashAlg | None = None,
 ) -> pkcs11.Key:
     """Unwrap (import) a wrapped key into the HSM under a full CloudHSM-like template.
 
     Say what the blob is (``object_class``, ``key_type``) and what the new key may do
     (``usage``): the HSM decrypts the blob internally and creates a key object; the key
     material is never visible to you. For ``RSA_OAEP`` the unwrapping key is the RSA
-    private key.
+    private key and ``hash`` the OAEP hash (default: the best the token accepts).
+    ``key_id`` defaults to a fresh random CKA_ID. The one unwrap call of every recipe here.
     """
     require_capability(unwrapping_key, Attribute.UNWRAP, "unwrap keys")
-    return unwrap_with_template(
-        unwrapping_key,
-        wrapped,
+    return unwrapping_key.unwrap_key(
         object_class,
         key_type,
+        wrapped,
+        id=new_key_id() if key_id is None else key_id,
         label=label,
-        usage=usage,
-        token=token,
-        extractable=extractable,
+        store=token,
         mechanism=how.value,
-        param=_mechanism_param(unwrapping_key, how),
-        key_id=new_key_id() if key_id is None else key_id,
+        mechanism_param=_mechanism_param(unwrapping_key, how, hash),
+        template=unwrap_template(
+            object_class, label=label, usage=usage, token=token, extractable=extractable
+        ),
     )
 
 
@@ -266,6 +238,7 @@ def rsa_aes_unwrap_in_hsm(
     usage: Usage,
     token: bool,
     extractable: bool,
+    key_id: bytes | None = None,
 ) -> pkcs11.Key:
     """CKM_RSA_AES_KEY_WRAP unwrap composed in the HSM: ``C_UnwrapKey`` with RSA-OAEP gives
     a temporary AES session key that may only unwrap, ``C_UnwrapKey`` with AES-KWP gives
@@ -274,29 +247,29 @@ def rsa_aes_unwrap_in_hsm(
     Raises ValueError for a blob too short to be RSA-AES; the token's own error otherwise.
     """
     head, tail = _split_rsa_aes(blob, len(unwrapping_key[Attribute.MODULUS]))
-    ephemeral = unwrap_with_template(
+    ephemeral = unwrap_key(
         unwrapping_key,
         head,
-        ObjectClass.SECRET_KEY,
-        KeyType.AES,
+        object_class=ObjectClass.SECRET_KEY,
+        key_type=KeyType.AES,
         label="rsa-aes-ephemeral",
         usage=Usage.WRAP,
+        how=WrapMechanism.RSA_OAEP,
         token=False,
         extractable=False,
-        mechanism=Mechanism.RSA_PKCS_OAEP,
-        param=OaepScheme(hash).mechanism_param,
+        hash=hash,
     )
     try:
-        return unwrap_with_template(
+        return unwrap_key(
             ephemeral,
             tail,
-            object_class,
-            key_type,
+            object_class=object_class,
+            key_type=key_type,
             label=label,
             usage=usage,
             token=token,
             extractable=extractable,
-            mechanism=Mechanism.AES_KEY_WRAP_PAD,
+            key_id=key_id,
         )
     finally:
         ephemeral.destroy()
