@@ -25,15 +25,11 @@ from pkcs11 import Attribute, KeyType, ObjectClass
 
 from labsupport.client.clusterdata import store_for_hsm
 from labsupport.client.keys import KeyRecord, format_ref, id_to_ref
+from labsupport.crypto.attributes import PUBLIC_MATERIAL
 from labsupport.errors import LabError
 from labsupport.hsm.tokens import firmware_session, is_hsm_token, token_store
 from labsupport.workspace.home import Workspace
 
-#: Attributes that are public for every key class (safe to show).
-_PUBLIC_MATERIAL = {
-    KeyType.RSA: (Attribute.MODULUS, Attribute.PUBLIC_EXPONENT),
-    KeyType.EC: (Attribute.EC_PARAMS, Attribute.EC_POINT),
-}
 _KEY_CLASSES = (ObjectClass.SECRET_KEY, ObjectClass.PUBLIC_KEY, ObjectClass.PRIVATE_KEY)
 
 
@@ -72,7 +68,7 @@ def _describe(obj: pkcs11.Object, records: dict[int, KeyRecord]) -> HsmObject:
         object_class is ObjectClass.PRIVATE_KEY and key_type is KeyType.RSA
     ):
         # the modulus and public exponent of an RSA private key are public too
-        for attr in _PUBLIC_MATERIAL.get(key_type, ()) if key_type else ():
+        for attr in PUBLIC_MATERIAL.get(key_type, ()) if key_type else ():
             with contextlib.suppress(pkcs11.AttributeTypeInvalid, pkcs11.AttributeSensitive):
                 public[attr] = obj[attr]
     secret = object_class in (ObjectClass.SECRET_KEY, ObjectClass.PRIVATE_KEY)

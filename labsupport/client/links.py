@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 
 import pkcs11
-from pkcs11 import Attribute, ObjectClass
+from pkcs11 import Attribute
 
 from labsupport.client.endpoints import HsmEndpoint
 from labsupport.client.keys import id_to_ref, ref_to_id
+from labsupport.hsm.synckey import find_sync_key
 from labsupport.hsm.tokens import TokenStore, firmware_session
-
-SYNC_KEY_LABEL = "cloudhsm-lab:cluster-sync-key"
 
 # python-pkcs11 logs the token out when the session that logged in is closed, and the
 # login is shared by every session of the token in this process. Sessions that did the
@@ -127,14 +126,8 @@ class HsmLink:
 
     def sync_key(self) -> pkcs11.SecretKey | None:
         """The cluster's internal sync key on this HSM, or None if it has none yet."""
-        session = self.session
         if self._sync_key is None:
-            found = list(
-                session.get_objects(
-                    {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: SYNC_KEY_LABEL}
-                )
-            )
-            self._sync_key = found[0] if found else None  # type: ignore[assignment]
+            self._sync_key = find_sync_key(self.session)
         return self._sync_key
 
     def set_sync_key(self, key: pkcs11.SecretKey) -> None:

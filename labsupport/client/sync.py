@@ -32,66 +32,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pkcs11
-from pkcs11 import KDF, Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import KDF, Attribute, KeyType, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.client.clusterdata import ClusterStore
 from labsupport.client.keys import KeyRecord, KeyStatus, format_ref, ref_to_id
-from labsupport.client.links import SYNC_KEY_LABEL, HsmLink
-from labsupport.crypto.keygen import USAGE_ATTRIBUTES
-
-WRAP_MECHANISM = Mechanism.AES_KEY_WRAP_PAD
-_DROP = pkcs11.DEFAULT  # python-pkcs11: leave this attribute out of the template
+from labsupport.client.links import HsmLink
+from labsupport.crypto.attributes import COPIED_FLAGS, PUBLIC_MATERIAL
+from labsupport.hsm.synckey import SYNC_KEY_LABEL, SYNC_KEY_TEMPLATE, SYNC_WRAP, unwrap_template
 
 #: Test hook: called as ``hook(ref, hsm_id)`` after each key copy (the crash tests use it
 #: to stop a kernel in the middle of a sync).
 after_copy_hook: Callable[[int, str], None] | None = None
-
-_SYNC_KEY_TEMPLATE = {
-    Attribute.TOKEN: True,
-    Attribute.PRIVATE: True,
-    Attribute.SENSITIVE: True,
-    Attribute.EXTRACTABLE: True,  # so it can be handed to the next HSM
-    Attribute.WRAP: True,
-    Attribute.UNWRAP: True,
-    Attribute.ENCRYPT: False,
-    Attribute.DECRYPT: False,
-    Attribute.SIGN: False,
-    Attribute.VERIFY: False,
-    Attribute.DERIVE: False,
-}
-
-_SECRET_FLAGS = [
-    *USAGE_ATTRIBUTES,
-    Attribute.PRIVATE,
-    Attribute.SENSITIVE,
-    Attribute.MODIFIABLE,
-]
-_PRIVATE_FLAGS = [
-    Attribute.DECRYPT,
-    Attribute.SIGN,
-    Attribute.SIGN_RECOVER,
-    Attribute.UNWRAP,
-    Attribute.DERIVE,
-    Attribute.PRIVATE,
-    Attribute.SENSITIVE,
-    Attribute.MODIFIABLE,
-]
-_PUBLIC_FLAGS = [
-    Attribute.ENCRYPT,
-    Attribute.VERIFY,
-    Attribute.VERIFY_RECOVER,
-    Attribute.WRAP,
-    Attribute.DERIVE,
-    Attribute.PRIVATE,
-    Attribute.MODIFIABLE,
-]
-_PUBLIC_MATERIAL = {
-    KeyType.RSA: [Attribute.MODULUS, Attribute.PUBLIC_EXPONENT],
-    KeyType.EC: [Attribute.EC_PARAMS, Attribute.EC_POINT],
-    KeyType.EC_EDWARDS: [Attribute.EC_PARAMS, Attribute.EC_POINT],
-}
-
 
 # -- the sync key -------------------------------------------------------------------------
 
@@ -99,7 +51,7 @@ _PUBLIC_MATERIAL = {
 def create_sync_key(link: HsmLink) -> pkcs11.SecretKey:
     """Generate the cluster sync key on ``link``'s HSM (first HSM of a new cluster)."""
     key = link.session.generate_key(
-        KeyType.AES, 256, label=SYNC_KEY_LABEL, store=True, template=_SYNC_KEY_TEMPLATE
+        KeyType.AES, 256, label=SYNC_KEY_LABEL, store=True, template=SYNC_KEY_TEMPLATE
     )
     link.set_sync_key(key)
     return key
@@ -139,15 +91,15 @@ def transfer_sync_key(source: HsmLink, target: HsmLink) -> pkcs11.SecretKey:
         template=template,
     )
     try:
-        blob = kek_a.wrap_key(src_key, mechanism=WRAP_MECHANISM)
+        blob = kek_a.wrap_key(src_key, mechanism=SYNC_WRAP)
         key = kek_b.unwrap_key(
             ObjectClass.SECRET_KEY,
             KeyType.AES,
             blob,
             label=SYNC_KEY_LABEL,
             store=True,
-            mechanism=WRAP_MECHANISM,
-            template=_SYNC_KEY_TEMPLATE,
+            mechanism=SYNC_WRAP,
+            template=SYNC_KEY_TEMPLATE,
         )
     finally:
         for obj in (kek_a, kek_b, pub_a, priv_a, pub_b, priv_b):
@@ -179,10 +131,10 @@ def copy_key(source: HsmLink, obj: pkcs11.Object, target: HsmLink, ref: int) -> 
     key_type = obj[Attribute.KEY_TYPE]
     label = obj[Attribute.LABEL]
     if object_class == ObjectClass.PUBLIC_KEY:
-        material = _PUBLIC_MATERIAL.get(key_type)
+        material = PUBLIC_MATERIAL.get(key_type)
         if material is None:
             raise NotImplementedError(f"cannot copy {key_type!s} public keys")
-        attrs = obj.get_attributes(material + _PUBLIC_FLAGS)
+        attrs = obj.get_attributes([*material, *COPIED_FLAGS[ObjectClass.PUBLIC_KEY]])
         attrs.update(
             {
                 Attribute.CLASS: ObjectClass.PUBLIC_KEY,
@@ -194,17 +146,12 @@ def copy_key(source: HsmLink, obj: pkcs11.Object, target: HsmLink, ref: int) -> 
         )
         new = target.session.create_object(attrs)
     else:
-        flags = _SECRET_FLAGS if object_class == ObjectClass.SECRET_KEY else _PRIVATE_FLAGS
-        template = dict(obj.get_attributes(flags))
-        template[Attribute.EXTRACTABLE] = True
-        if object_class == ObjectClass.PRIVATE_KEY:
-            template.update(
-                {Attribute.ENCRYPT: _DROP, Attribute.VERIFY: _DROP, Attribute.WRAP: _DROP}
-            )
+        flags = obj.get_attributes(list(COPIED_FLAGS[ObjectClass(object_class)]))
+        template = unwrap_template(ObjectClass(object_class), flags)
         src_key, dst_key = source.sync_key(), target.sync_key()
         if src_key is None or dst_key is None:
             raise RuntimeError("sync keys missing; call ensure_sync_keys first")
-        blob = src_key.wrap_key(obj, mechanism=WRAP_MECHANISM)
+        blob = src_key.wrap_key(obj, mechanism=SYNC_WRAP)
         new = dst_key.unwrap_key(
             ObjectClass(object_class),
             key_type,
@@ -212,7 +159,7 @@ def copy_key(source: HsmLink, obj: pkcs11.Object, target: HsmLink, ref: int) -> 
             id=ref_to_id(ref),
             label=label,
             store=True,
-            mechanism=WRAP_MECHANISM,
+            mechanism=SYNC_WRAP,
             template=template,
         )
     target.remember(ref, new)

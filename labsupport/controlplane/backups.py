@@ -42,9 +42,17 @@ from typing import Any
 
 import pkcs11
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, ObjectClass
 
+from labsupport.crypto.attributes import COPIED_FLAGS, PUBLIC_MATERIAL
 from labsupport.errors import LabError
+from labsupport.hsm.synckey import (
+    SYNC_KEY_LABEL,
+    SYNC_KEY_TEMPLATE,
+    SYNC_WRAP,
+    find_sync_key,
+    unwrap_template,
+)
 from labsupport.hsm.tokens import TokenNotFound, firmware_session, token_store
 from labsupport.workspace.home import Workspace
 from labsupport.workspace.statefile import StateFile
@@ -52,65 +60,9 @@ from labsupport.workspace.statefile import StateFile
 PAYLOAD_DIR = "backups"
 PBK_STATE = "cloudhsm-backup-pbk"
 FORMAT = 1
-WRAP = Mechanism.AES_KEY_WRAP_PAD
-#: Must match labsupport.client.links.SYNC_KEY_LABEL (the key HSMs share to copy keys).
-SYNC_KEY_LABEL = "cloudhsm-lab:cluster-sync-key"
 #: Must match labsupport.client.clusterdata.STATE_PREFIX (tests check both).
 CLUSTER_DOCUMENT_PREFIX = "client-cluster-"
 REF_BYTES = 8
-_DROP = pkcs11.DEFAULT
-
-_SYNC_KEY_TEMPLATE = {
-    Attribute.TOKEN: True,
-    Attribute.PRIVATE: True,
-    Attribute.SENSITIVE: True,
-    Attribute.EXTRACTABLE: True,
-    Attribute.WRAP: True,
-    Attribute.UNWRAP: True,
-    Attribute.ENCRYPT: False,
-    Attribute.DECRYPT: False,
-    Attribute.SIGN: False,
-    Attribute.VERIFY: False,
-    Attribute.DERIVE: False,
-}
-_FLAGS = {
-    ObjectClass.SECRET_KEY: [
-        Attribute.ENCRYPT,
-        Attribute.DECRYPT,
-        Attribute.SIGN,
-        Attribute.VERIFY,
-        Attribute.WRAP,
-        Attribute.UNWRAP,
-        Attribute.DERIVE,
-        Attribute.PRIVATE,
-        Attribute.SENSITIVE,
-        Attribute.MODIFIABLE,
-    ],
-    ObjectClass.PRIVATE_KEY: [
-        Attribute.DECRYPT,
-        Attribute.SIGN,
-        Attribute.SIGN_RECOVER,
-        Attribute.UNWRAP,
-        Attribute.DERIVE,
-        Attribute.PRIVATE,
-        Attribute.SENSITIVE,
-        Attribute.MODIFIABLE,
-    ],
-    ObjectClass.PUBLIC_KEY: [
-        Attribute.ENCRYPT,
-        Attribute.VERIFY,
-        Attribute.VERIFY_RECOVER,
-        Attribute.WRAP,
-        Attribute.DERIVE,
-        Attribute.PRIVATE,
-        Attribute.MODIFIABLE,
-    ],
-}
-_PUBLIC_MATERIAL = {
-    KeyType.RSA: [Attribute.MODULUS, Attribute.PUBLIC_EXPONENT],
-    KeyType.EC: [Attribute.EC_PARAMS, Attribute.EC_POINT],
-    KeyType.EC_EDWARDS: [Attribute.EC_PARAMS, Attribute.EC_POINT],
-}
 
 
 class BackupUnreadable(LabError):
@@ -263,20 +215,12 @@ def _source_tokens(cluster: dict[str, Any], last_resort: str | None = None) -> l
     return [h["token"] for h in hsms]
 
 
-def _find_sync_key(session: pkcs11.Session) -> pkcs11.SecretKey | None:
-    for obj in session.get_objects(
-        {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: SYNC_KEY_LABEL}
-    ):
-        return obj  # type: ignore[return-value]
-    return None
-
-
 def _export_object(obj: pkcs11.Object, ref: int, sync_key: pkcs11.SecretKey) -> dict[str, Any]:
     object_class = ObjectClass(obj[Attribute.CLASS])
     key_type = KeyType(obj[Attribute.KEY_TYPE])
-    names = list(_FLAGS[object_class])
+    names = list(COPIED_FLAGS[object_class])
     if object_class == ObjectClass.PUBLIC_KEY:
-        names += _PUBLIC_MATERIAL.get(key_type, [])
+        names += PUBLIC_MATERIAL.get(key_type, ())
     attrs = {}
     for attr in names:
         with contextlib.suppress(pkcs11.PKCS11Error):
@@ -290,7 +234,7 @@ def _export_object(obj: pkcs11.Object, ref: int, sync_key: pkcs11.SecretKey) -> 
         "attrs": attrs,
     }
     if object_class != ObjectClass.PUBLIC_KEY:
-        out["blob"] = _b64(sync_key.wrap_key(obj, mechanism=WRAP))
+        out["blob"] = _b64(sync_key.wrap_key(obj, mechanism=SYNC_WRAP))
     return out
 
 
@@ -300,7 +244,7 @@ def _read_token(
     """Key objects ``refs`` of one HSM token, and its sync key wrapped under ``ebk``."""
     store = token_store(workspace)
     with firmware_session(store, label, rw=True) as session:
-        sync_key = _find_sync_key(session)
+        sync_key = find_sync_key(session)
         if sync_key is None:
             return [], None
         ebk_obj = session.create_object(
@@ -315,7 +259,7 @@ def _read_token(
             }
         )
         try:
-            wrapped_sync = ebk_obj.wrap_key(sync_key, mechanism=WRAP)  # type: ignore[attr-defined]
+            wrapped_sync = ebk_obj.wrap_key(sync_key, mechanism=SYNC_WRAP)  # type: ignore[attr-defined]
         finally:
             ebk_obj.destroy()
         objects = []
@@ -450,8 +394,8 @@ def restore_into_token(workspace: Workspace, backup_id: str, token_label: str) -
                 contents.sync_key,
                 label=SYNC_KEY_LABEL,
                 store=True,
-                mechanism=WRAP,
-                template=_SYNC_KEY_TEMPLATE,
+                mechanism=SYNC_WRAP,
+                template=SYNC_KEY_TEMPLATE,
             )
         finally:
             ebk_obj.destroy()
@@ -481,9 +425,7 @@ def _restore_object(session: pkcs11.Session, sync_key: Any, item: dict[str, Any]
         )
         session.create_object(attrs)
         return
-    attrs[Attribute.EXTRACTABLE] = True  # HSM-internal copies stay wrappable, as in sync
-    if object_class == ObjectClass.PRIVATE_KEY:
-        attrs.update({Attribute.ENCRYPT: _DROP, Attribute.VERIFY: _DROP, Attribute.WRAP: _DROP})
+    attrs = unwrap_template(object_class, attrs)  # as the client's key sync does
     sync_key.unwrap_key(
         object_class,
         key_type,
@@ -491,6 +433,6 @@ def _restore_object(session: pkcs11.Session, sync_key: Any, item: dict[str, Any]
         id=cka_id,
         label=item["label"],
         store=True,
-        mechanism=WRAP,
+        mechanism=SYNC_WRAP,
         template=attrs,
     )

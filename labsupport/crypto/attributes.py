@@ -16,10 +16,49 @@ from dataclasses import dataclass
 from typing import Any
 
 import pkcs11
-from pkcs11 import Attribute, ObjectClass
+from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.exceptions import AttributeSensitive, AttributeTypeInvalid, PKCS11Error
 
 from labsupport.crypto.keygen import USAGE_ATTRIBUTES, curve_name
+
+#: The attributes that hold a public key's material, per key type: what a copy of a public
+#: key must take along (and what is safe to show of any key).
+PUBLIC_MATERIAL: dict[KeyType, tuple[Attribute, ...]] = {
+    KeyType.RSA: (Attribute.MODULUS, Attribute.PUBLIC_EXPONENT),
+    KeyType.EC: (Attribute.EC_PARAMS, Attribute.EC_POINT),
+    KeyType.EC_EDWARDS: (Attribute.EC_PARAMS, Attribute.EC_POINT),
+}
+
+#: The flags a copy of a key object keeps, per object class: its usage, CKA_PRIVATE,
+#: CKA_SENSITIVE (not on public keys) and CKA_MODIFIABLE. Key sync between HSMs and
+#: backups copy exactly these.
+COPIED_FLAGS: dict[ObjectClass, tuple[Attribute, ...]] = {
+    ObjectClass.SECRET_KEY: (
+        *USAGE_ATTRIBUTES,
+        Attribute.PRIVATE,
+        Attribute.SENSITIVE,
+        Attribute.MODIFIABLE,
+    ),
+    ObjectClass.PRIVATE_KEY: (
+        Attribute.DECRYPT,
+        Attribute.SIGN,
+        Attribute.SIGN_RECOVER,
+        Attribute.UNWRAP,
+        Attribute.DERIVE,
+        Attribute.PRIVATE,
+        Attribute.SENSITIVE,
+        Attribute.MODIFIABLE,
+    ),
+    ObjectClass.PUBLIC_KEY: (
+        Attribute.ENCRYPT,
+        Attribute.VERIFY,
+        Attribute.VERIFY_RECOVER,
+        Attribute.WRAP,
+        Attribute.DERIVE,
+        Attribute.PRIVATE,
+        Attribute.MODIFIABLE,
+    ),
+}
 
 # Plain-language meaning of each attribute shown in a table.
 MEANINGS: dict[Attribute, str] = {
