@@ -29,6 +29,7 @@ KNOWN_LARGE: dict[str, str] = {}
 LAYERS: dict[str, int] = {
     "labsupport.errors": 0,
     "labsupport.explanations": 0,
+    "labsupport.strenum": 0,
     "labsupport.workspace": 1,
     "labsupport.hsm": 2,
     "labsupport.crypto": 2,

@@ -3,19 +3,16 @@ use them without importing each other)."""
 
 from __future__ import annotations
 
-import enum
+from labsupport.strenum import StrEnum
 
 
-class Role(str, enum.Enum):
+class Role(StrEnum):
     """A CloudHSM user role, spelled as CloudHSM CLI prints it."""
 
     ADMIN = "admin"
     CRYPTO_USER = "crypto-user"
     UNACTIVATED_ADMIN = "unactivated-admin"
     APPLIANCE = "internal(APPLIANCE_USER)"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 __all__ = ["Role"]

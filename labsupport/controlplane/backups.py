@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,26 @@ def _export_object(obj: pkcs11.Object, ref: int, sync_key: pkcs11.SecretKey) -> 
     return out
 
 
+@contextlib.contextmanager
+def _ebk_in(session: pkcs11.Session, ebk: bytes) -> Iterator[pkcs11.SecretKey]:
+    """The backup's EBK as a session key in the token (wrap/unwrap only), destroyed after."""
+    obj = session.create_object(
+        {
+            Attribute.CLASS: ObjectClass.SECRET_KEY,
+            Attribute.KEY_TYPE: KeyType.AES,
+            Attribute.TOKEN: False,
+            Attribute.VALUE: ebk,
+            Attribute.WRAP: True,
+            Attribute.UNWRAP: True,
+            Attribute.EXTRACTABLE: False,
+        }
+    )
+    try:
+        yield obj  # type: ignore[misc]
+    finally:
+        obj.destroy()
+
+
 def _read_token(
     workspace: Workspace, label: str, refs: list[int], ebk: bytes
 ) -> tuple[list[dict[str, Any]], bytes | None]:
@@ -247,21 +268,8 @@ def _read_token(
         sync_key = find_sync_key(session)
         if sync_key is None:
             return [], None
-        ebk_obj = session.create_object(
-            {
-                Attribute.CLASS: ObjectClass.SECRET_KEY,
-                Attribute.KEY_TYPE: KeyType.AES,
-                Attribute.TOKEN: False,
-                Attribute.VALUE: ebk,
-                Attribute.WRAP: True,
-                Attribute.UNWRAP: True,
-                Attribute.EXTRACTABLE: False,
-            }
-        )
-        try:
-            wrapped_sync = ebk_obj.wrap_key(sync_key, mechanism=SYNC_WRAP)  # type: ignore[attr-defined]
-        finally:
-            ebk_obj.destroy()
+        with _ebk_in(session, ebk) as ebk_obj:
+            wrapped_sync = ebk_obj.wrap_key(sync_key, mechanism=SYNC_WRAP)
         objects = []
         for ref in refs:
             found = list(session.get_objects({Attribute.ID: ref.to_bytes(REF_BYTES, "big")}))
@@ -376,19 +384,8 @@ def restore_into_token(workspace: Workspace, backup_id: str, token_label: str) -
     store = token_store(workspace)
     restored = 0
     with firmware_session(store, token_label, rw=True) as session:
-        ebk_obj = session.create_object(
-            {
-                Attribute.CLASS: ObjectClass.SECRET_KEY,
-                Attribute.KEY_TYPE: KeyType.AES,
-                Attribute.TOKEN: False,
-                Attribute.VALUE: ebk,
-                Attribute.WRAP: True,
-                Attribute.UNWRAP: True,
-                Attribute.EXTRACTABLE: False,
-            }
-        )
-        try:
-            sync_key = ebk_obj.unwrap_key(  # type: ignore[attr-defined]
+        with _ebk_in(session, ebk) as ebk_obj:
+            sync_key = ebk_obj.unwrap_key(
                 ObjectClass.SECRET_KEY,
                 KeyType.AES,
                 contents.sync_key,
@@ -397,8 +394,6 @@ def restore_into_token(workspace: Workspace, backup_id: str, token_label: str) -
                 mechanism=SYNC_WRAP,
                 template=SYNC_KEY_TEMPLATE,
             )
-        finally:
-            ebk_obj.destroy()
         for item in contents.objects:
             _restore_object(session, sync_key, item)
             restored += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree as ET
@@ -85,12 +86,24 @@ class Query:
         return (self.raw.get("DryRun") or "").lower() == "true"
 
 
+def _always_true(_: dict[str, Any]) -> str:
+    """A filter field that is true for every item (e.g. `is-default` of the default VPC)."""
+    return "true"
+
+
 def _apply_filters(
-    items: list[dict[str, Any]], filters: dict[str, list[str]], fields: dict[str, Any]
+    items: list[dict[str, Any]],
+    filters: dict[str, list[str]],
+    fields: dict[str, str | Callable[[dict[str, Any]], Any]],
 ) -> list[dict[str, Any]]:
+    """Keep the items every filter matches (``*`` and ``?`` wildcards, as EC2 does).
+
+    ``fields`` maps each supported filter name to the response key it reads, or to a
+    function of the item.
+    """
     for name, values in filters.items():
-        getter = fields.get(name)
-        if getter is None:
+        field = fields.get(name)
+        if field is None:
             raise ec2_error(
                 "InvalidParameterValue",
                 f"The filter '{name}' is invalid. Supported filters: {', '.join(sorted(fields))}.",
@@ -99,8 +112,15 @@ def _apply_filters(
             re.compile("^" + re.escape(v).replace(r"\*", ".*").replace(r"\?", ".") + "$")
             for v in values
         ]
+        getter = (lambda i, key=field: i[key]) if isinstance(field, str) else field
         items = [i for i in items if any(p.match(str(getter(i))) for p in patterns)]
     return items
+
+
+def _only(items: list[dict[str, Any]], query: Query, param: str, key: str) -> list[dict[str, Any]]:
+    """The items whose ``key`` is one of the ``param.N`` values, or all if none is given."""
+    wanted = query.strings(param)
+    return [i for i in items if i[key] in wanted] if wanted else items
 
 
 def _paginate(items: list[Any], query: Query, key: str) -> dict[str, Any]:
@@ -251,20 +271,16 @@ class Ec2Service:
         for name in names:
             if name not in {z["ZoneName"] for z in zones}:
                 raise ec2_error("InvalidParameterValue", f"Invalid availability zone: [{name}]")
-        if names:
-            zones = [z for z in zones if z["ZoneName"] in names]
-        zone_ids = query.strings("ZoneId")
-        if zone_ids:
-            zones = [z for z in zones if z["ZoneId"] in zone_ids]
+        zones = _only(_only(zones, query, "ZoneName", "ZoneName"), query, "ZoneId", "ZoneId")
         zones = _apply_filters(
             zones,
             query.filters(),
             {
-                "zone-name": lambda z: z["ZoneName"],
-                "zone-id": lambda z: z["ZoneId"],
-                "region-name": lambda z: z["RegionName"],
-                "state": lambda z: z["State"],
-                "zone-type": lambda z: z["ZoneType"],
+                "zone-name": "ZoneName",
+                "zone-id": "ZoneId",
+                "region-name": "RegionName",
+                "state": "State",
+                "zone-type": "ZoneType",
             },
         )
         return {"AvailabilityZones": zones}
@@ -296,12 +312,12 @@ class Ec2Service:
             vpcs,
             query.filters(),
             {
-                "vpc-id": lambda v: v["VpcId"],
-                "is-default": lambda v: "true",
-                "state": lambda v: v["State"],
-                "cidr": lambda v: v["CidrBlock"],
-                "cidr-block-association.cidr-block": lambda v: v["CidrBlock"],
-                "owner-id": lambda v: v["OwnerId"],
+                "vpc-id": "VpcId",
+                "is-default": _always_true,
+                "state": "State",
+                "cidr": "CidrBlock",
+                "cidr-block-association.cidr-block": "CidrBlock",
+                "owner-id": "OwnerId",
             },
         )
         return _paginate(vpcs, query, "Vpcs")
@@ -340,22 +356,21 @@ class Ec2Service:
         self._check_ids(
             wanted, {s["SubnetId"] for s in subnets}, "subnet", "InvalidSubnetID.NotFound"
         )
-        if wanted:
-            subnets = [s for s in subnets if s["SubnetId"] in wanted]
+        subnets = _only(subnets, query, "SubnetId", "SubnetId")
         subnets = _apply_filters(
             subnets,
             query.filters(),
             {
-                "vpc-id": lambda s: s["VpcId"],
-                "subnet-id": lambda s: s["SubnetId"],
-                "availability-zone": lambda s: s["AvailabilityZone"],
-                "availability-zone-id": lambda s: s["AvailabilityZoneId"],
-                "availabilityZone": lambda s: s["AvailabilityZone"],
-                "default-for-az": lambda s: "true",
-                "defaultForAz": lambda s: "true",
-                "cidr-block": lambda s: s["CidrBlock"],
-                "state": lambda s: s["State"],
-                "owner-id": lambda s: s["OwnerId"],
+                "vpc-id": "VpcId",
+                "subnet-id": "SubnetId",
+                "availability-zone": "AvailabilityZone",
+                "availability-zone-id": "AvailabilityZoneId",
+                "availabilityZone": "AvailabilityZone",
+                "default-for-az": _always_true,
+                "defaultForAz": _always_true,
+                "cidr-block": "CidrBlock",
+                "state": "State",
+                "owner-id": "OwnerId",
             },
         )
         return _paginate(subnets, query, "Subnets")
@@ -413,20 +428,17 @@ class Ec2Service:
                 raise ec2_error(
                     "InvalidGroup.NotFound", f"The security group '{group_id}' does not exist"
                 )
-        if wanted:
-            groups = [g for g in groups if g["GroupId"] in wanted]
-        names = query.strings("GroupName")
-        if names:
-            groups = [g for g in groups if g["GroupName"] in names]
+        groups = _only(groups, query, "GroupId", "GroupId")
+        groups = _only(groups, query, "GroupName", "GroupName")
         groups = _apply_filters(
             groups,
             query.filters(),
             {
-                "group-id": lambda g: g["GroupId"],
-                "group-name": lambda g: g["GroupName"],
-                "vpc-id": lambda g: g["VpcId"],
-                "description": lambda g: g["Description"],
-                "owner-id": lambda g: g["OwnerId"],
+                "group-id": "GroupId",
+                "group-name": "GroupName",
+                "vpc-id": "VpcId",
+                "description": "Description",
+                "owner-id": "OwnerId",
             },
         )
         return _paginate(groups, query, "SecurityGroups")
@@ -469,22 +481,21 @@ class Ec2Service:
             "networkInterface",
             "InvalidNetworkInterfaceID.NotFound",
         )
-        if wanted:
-            enis = [e for e in enis if e["NetworkInterfaceId"] in wanted]
+        enis = _only(enis, query, "NetworkInterfaceId", "NetworkInterfaceId")
         enis = _apply_filters(
             enis,
             query.filters(),
             {
-                "network-interface-id": lambda e: e["NetworkInterfaceId"],
-                "subnet-id": lambda e: e["SubnetId"],
-                "vpc-id": lambda e: e["VpcId"],
-                "availability-zone": lambda e: e["AvailabilityZone"],
-                "private-ip-address": lambda e: e["PrivateIpAddress"],
-                "addresses.private-ip-address": lambda e: e["PrivateIpAddress"],
+                "network-interface-id": "NetworkInterfaceId",
+                "subnet-id": "SubnetId",
+                "vpc-id": "VpcId",
+                "availability-zone": "AvailabilityZone",
+                "private-ip-address": "PrivateIpAddress",
+                "addresses.private-ip-address": "PrivateIpAddress",
                 "group-id": lambda e: e["Groups"][0]["GroupId"],
-                "description": lambda e: e["Description"],
-                "status": lambda e: e["Status"],
-                "requester-managed": lambda e: "true",
+                "description": "Description",
+                "status": "Status",
+                "requester-managed": _always_true,
             },
         )
         return _paginate(enis, query, "NetworkInterfaces")

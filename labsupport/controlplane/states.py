@@ -19,10 +19,10 @@ Backup::
 
 from __future__ import annotations
 
-import enum
+from labsupport.strenum import StrEnum
 
 
-class ClusterState(str, enum.Enum):
+class ClusterState(StrEnum):
     """States of a CloudHSM cluster (``Cluster.State``)."""
 
     CREATE_IN_PROGRESS = "CREATE_IN_PROGRESS"
@@ -37,11 +37,8 @@ class ClusterState(str, enum.Enum):
     DELETED = "DELETED"
     DEGRADED = "DEGRADED"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class HsmState(str, enum.Enum):
+class HsmState(StrEnum):
     """States of one HSM (``Hsm.State``)."""
 
     CREATE_IN_PROGRESS = "CREATE_IN_PROGRESS"
@@ -50,11 +47,8 @@ class HsmState(str, enum.Enum):
     DELETE_IN_PROGRESS = "DELETE_IN_PROGRESS"
     DELETED = "DELETED"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class BackupState(str, enum.Enum):
+class BackupState(StrEnum):
     """States of a cluster backup (``Backup.BackupState``)."""
 
     CREATE_IN_PROGRESS = "CREATE_IN_PROGRESS"
@@ -62,26 +56,17 @@ class BackupState(str, enum.Enum):
     DELETED = "DELETED"
     PENDING_DELETION = "PENDING_DELETION"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class HsmType(str, enum.Enum):
+class HsmType(StrEnum):
     """HSM hardware types. ``hsm1.medium``: FIPS 140-2 Level 3, FIPS mode only.
     ``hsm2m.medium``: FIPS 140-3 Level 3, cluster mode FIPS or NON_FIPS."""
 
     HSM1_MEDIUM = "hsm1.medium"
     HSM2M_MEDIUM = "hsm2m.medium"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class ClusterMode(str, enum.Enum):
+class ClusterMode(StrEnum):
     """Cluster mode, fixed at creation (``NON_FIPS`` needs ``hsm2m.medium``)."""
 
     FIPS = "FIPS"
     NON_FIPS = "NON_FIPS"
-
-    def __str__(self) -> str:
-        return self.value

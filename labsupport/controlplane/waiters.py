@@ -96,6 +96,17 @@ def _dead_ends(wanted: set[str], dead_ends: set[str]) -> set[str]:
     return set() if wanted & dead_ends else dead_ends
 
 
+def _describe_one(cloudhsm: Any, cluster_id: str) -> dict[str, Any]:
+    """The cluster as ``describe_clusters`` shows it, or :class:`WaitFailed` if it is gone."""
+    found = cloudhsm.describe_clusters(Filters={"clusterIds": [cluster_id]})["Clusters"]
+    if not found:
+        raise WaitFailed(
+            f"Cluster {cluster_id} does not exist.",
+            "Check the cluster id (describe_clusters() lists your clusters).",
+        )
+    return found[0]
+
+
 def wait_for_cluster(
     cloudhsm: Any,
     cluster_id: str,
@@ -114,13 +125,8 @@ def wait_for_cluster(
     poll, timeout = _defaults(poll, timeout)
 
     def describe() -> tuple[str, Any]:
-        found = cloudhsm.describe_clusters(Filters={"clusterIds": [cluster_id]})["Clusters"]
-        if not found:
-            raise WaitFailed(
-                f"Cluster {cluster_id} does not exist.",
-                "Check the cluster id (describe_clusters() lists your clusters).",
-            )
-        return found[0]["State"], found[0]
+        cluster = _describe_one(cloudhsm, cluster_id)
+        return cluster["State"], cluster
 
     return _wait(
         describe,
@@ -152,13 +158,7 @@ def wait_for_hsm(
     poll, timeout = _defaults(poll, timeout)
 
     def describe() -> tuple[str, Any]:
-        found = cloudhsm.describe_clusters(Filters={"clusterIds": [cluster_id]})["Clusters"]
-        if not found:
-            raise WaitFailed(
-                f"Cluster {cluster_id} does not exist.",
-                "Check the cluster id (describe_clusters() lists your clusters).",
-            )
-        for hsm in found[0]["Hsms"]:
+        for hsm in _describe_one(cloudhsm, cluster_id)["Hsms"]:
             if hsm["HsmId"] == hsm_id:
                 return hsm["State"], hsm
         return "DELETED", {}

@@ -27,13 +27,13 @@ sessions (the client layer) know to reopen them.
 from __future__ import annotations
 
 import ctypes
-import enum
 import os
 import re
 import secrets
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from pkcs11.exceptions import UserAlreadyLoggedIn
 
 from labsupport.errors import LabError, SoftHSMNotFound, TokenNotFound
 from labsupport.hsm.module import ENV_MODULE, find_module
+from labsupport.strenum import StrEnum
 from labsupport.workspace.home import Workspace, belongs_to
 from labsupport.workspace.statefile import StateShapeError, expect
 
@@ -53,25 +54,19 @@ MAX_PIN_LEN = 255
 MAX_LABEL_BYTES = 32
 
 
-class TokenStatus(str, enum.Enum):
+class TokenStatus(StrEnum):
     """Where a token record is in its life (``creating``/``deleting`` are intents)."""
 
     CREATING = "creating"
     READY = "ready"
     DELETING = "deleting"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class TokenPurpose(str, enum.Enum):
+class TokenPurpose(StrEnum):
     """Why a token exists: a simulated HSM (the control plane owns it) or a bare token."""
 
     TOKEN = "token"
     HSM = "hsm"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: Tokens that play a simulated HSM are labelled with the HSM's id (``hsm-`` + base32).
@@ -379,6 +374,10 @@ class TokenStore:
         return found
 
     def _find(self, label: str) -> pkcs11.Token | None:
+        return next(self._labelled(label), None)
+
+    def _labelled(self, label: str) -> Iterator[pkcs11.Token]:
+        """The initialized tokens SoftHSM shows with ``label``."""
         # Not lib.get_token(): it stops at the first slot whose C_GetTokenInfo fails,
         # and SoftHSM answers CKR_GENERAL_ERROR for a token whose files another
         # process is deleting or rewriting at that moment. Skip such slots instead.
@@ -388,8 +387,7 @@ class TokenStore:
             except (pkcs11.GeneralError, pkcs11.TokenNotPresent, pkcs11.SlotIDInvalid):
                 continue
             if token.label == label and token.flags & pkcs11.TokenFlag.TOKEN_INITIALIZED:
-                return token
-        return None
+                yield token
 
     def open_session(self, label: str, rw: bool = True) -> pkcs11.Session:
         """Open a session on practice token ``label``, logged in with its internal PIN.
@@ -479,16 +477,8 @@ class TokenStore:
     def _serials_labelled(self, label: str) -> list[str]:
         """Serials of tokens SoftHSM shows with ``label`` (after re-reading the directory)."""
         _LIBRARY.reinitialize()
-        found = []
-        for slot in self.lib.get_slots(token_present=True):
-            try:
-                token = slot.get_token()
-            except (pkcs11.GeneralError, pkcs11.TokenNotPresent, pkcs11.SlotIDInvalid):
-                continue
-            if token.label == label and token.flags & pkcs11.TokenFlag.TOKEN_INITIALIZED:
-                serial = token.serial
-                found.append(serial.decode() if isinstance(serial, bytes) else serial)
-        return found
+        serials = (token.serial for token in self._labelled(label))
+        return [s.decode() if isinstance(s, bytes) else s for s in serials]
 
     def _delete_locked(self, label: str) -> None:
         raw = self._state.read().get(label)
