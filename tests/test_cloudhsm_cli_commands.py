@@ -8,15 +8,40 @@ boto3 as lesson 02 teaches; each line says whether AWS would accept it and what 
 from __future__ import annotations
 
 import base64
+import shlex
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli_fixtures import Cluster, answers, cluster_fixture, run_tool  # noqa: F401
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cli_fixtures import Cluster, Interactive, cluster_fixture, run_tool  # noqa: F401
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from labsupport.client.cli import REGISTRY, UsageError
+from labsupport.client.cli.families.wrap import REFUSED as REFUSED_WRAPS
+from labsupport.client.quorum import sign_token_file
 
 Check = Callable[[Any], bool]
+#: Wrap mechanisms the lab always refuses (SoftHSM lacks them).
+REFUSED_MECHANISMS = tuple(REFUSED_WRAPS)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command line of the script: accepted by AWS?, a check of ``data``, and what
+    the learner does next outside the CLI (``then``, e.g. sign the token file it wrote)."""
+
+    line: str
+    ok: bool
+    check: Check | None = None
+    then: Callable[[Any], None] | None = None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
 
 AES_DEFAULTS = {
     "encrypt": False, "decrypt": False, "wrap": False, "unwrap": False, "sign": True,
@@ -51,21 +76,30 @@ def _aes_defaults(d: Any) -> bool:
     )
 
 
-def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
+def script(tmp: Path) -> list[tuple]:
     """(command line, accepted?, check of data) — in the order a learner would type them."""
-    pem = tmp / "pub.pem"
-    pem.write_bytes(
-        rsa.generate_private_key(65537, 2048)
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    ec_pem = tmp / "ec.pem"
-    ec_pem.write_bytes(
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    data = base64.b64encode(b"hello cloudhsm").decode()
+    rsa_key = rsa.generate_private_key(65537, 2048)  # also admin's token-sign key
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    pem, ec_pem = tmp / "pub.pem", tmp / "ec.pem"
+    for path, key in ((pem, rsa_key), (ec_pem, ec_key)):
+        path.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    message = b"hello cloudhsm"
+    data = base64.b64encode(message).decode()
+    pss = padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+    sig_pkcs = _b64(rsa_key.sign(message, padding.PKCS1v15(), hashes.SHA256()))
+    sig_pss = _b64(rsa_key.sign(message, pss, hashes.SHA256()))
+    r, s = decode_dss_signature(ec_key.sign(message, ec.ECDSA(hashes.SHA256())))
+    sig_ec = _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))  # PKCS #11: r || s
+    zeros = _b64(bytes(256))
+    reg, tok = tmp / "admin.registration", tmp / "admin.token"
+
+    def sign_registration(_: Any) -> None:
+        sign_token_file(reg, "admin", rsa_key)
+
     pages = [
         (f"key generate-symmetric aes --label page-{i} --key-length-bytes 16", True, None)
         for i in range(6)
@@ -78,6 +112,8 @@ def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
         ("cluster activate --password admin-pw-1", False,
          lambda d: d == "Cluster has already been activated"),
         ("cluster hsm-info", True, lambda d: len(d["hsms"]) == 2 and "fips-state" in d["hsms"][0]),
+        ("quorum token-sign list", False, lambda d: "logged-in" in d),
+        ("quorum token-sign list-quorum-values", False, None),
         ("cluster hsm-info --cluster-id cluster-nope1234567", False, None),
         ("user create --username cu --role crypto-user --password cu-pass-1", False,
          lambda d: "admin" in d),
@@ -87,6 +123,25 @@ def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
         ("login --username admin --role admin --password admin-pw-1", False, None),
         ("key list", True, lambda d: d["total_key_count"] == 0),
         ("key list --filter attr.encrypt=true", False, lambda d: "admin" in d),
+        ("quorum token-sign list-quorum-values", True,
+         lambda d: d["user"] == 1 and d["quorum"] == 1),
+        (f"quorum token-sign generate --service registration --token {reg}", True,
+         lambda d: d == {"path": str(reg)}, sign_registration),
+        (f"quorum token-sign generate --service user --token {tmp / 'no' / 'such.token'}", False,
+         None),
+        (f"user change-quorum token-sign register --public-key {pem} --signed-token {reg}", True,
+         lambda d: d == {"username": "admin", "role": "admin"}),
+        (f"user change-quorum token-sign register --public-key {pem} --signed-token {reg}", False,
+         lambda d: "registration token" in d),  # a token is good once
+        ("quorum token-sign set-quorum-value --service user --value 1", True,
+         lambda d: d == "Set quorum value successful"),
+        ("quorum token-sign set-quorum-value --service user --value 2", False,
+         lambda d: "never be met" in d),  # one registered admin
+        (f"quorum token-sign generate --service user --token {tok}", True, None),
+        ("quorum token-sign list", True,
+         lambda d: [(t["username"], t["service"]) for t in d["tokens"]] == [("admin", "user")]),
+        ("quorum token-sign delete --scope user", True,
+         lambda d: d == "Deleted 1 token(s) successfully"),
         ("user create --username cu --role cu --password cu-pass-1", False, None),
         ("user create --username cu --role crypto-user --password cu-pass-1", True,
          lambda d: d == {"username": "cu", "role": "crypto-user"}),
@@ -112,6 +167,7 @@ def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
         ("logout", False, lambda d: d == "This command needs a logged-in user."),
         ("login --username cu --role crypto-user --password cu-pass-1", True, None),
         ("user create --username x --role crypto-user --password x-pass-12", False, None),
+        ("quorum token-sign delete --scope all", False, lambda d: "admins" in d),
         ("key generate-symmetric aes --label aes-1 --key-length-bytes 32", True, _aes_defaults),
         ("key generate-symmetric aes --label aes-2 --key-length-bytes 20", False, None),
         ("key generate-symmetric aes --key-length-bytes 16", False, lambda d: "--label" in d),
@@ -175,6 +231,12 @@ def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
          lambda d: _attrs(d)["local"] is False and _attrs(d)["encrypt"] is True),
         ("key unwrap aes-no-pad --filter attr.label=wk --key-type-class aes --label x "
          "--data bm90IGEga2V5", False, None),
+        *[(f"key wrap {m} --payload-filter attr.label=aes-1 --wrapping-filter attr.label=epub"
+           f"{' --hash-function sha1 --mgf mgf1-sha1' if m != 'rsa-pkcs' else ''}", False,
+           lambda d: "wrap=false" in d) for m in ("rsa-oaep", "rsa-pkcs", "rsa-aes")],
+        *[(f"key unwrap {m} --filter attr.label=rpriv --key-type-class aes --label x --data AAAA"
+           f"{' --hash-function sha1 --mgf mgf1-sha1' if m != 'rsa-pkcs' else ''}", False, None)
+          for m in ("rsa-oaep", "rsa-pkcs", "rsa-aes")],
         ("key set-attribute --filter attr.label=rpub --name wrap --value true", True, None),
         ("key set-attribute --filter attr.label=rpriv --name unwrap --value true", True, None),
         (f"key wrap rsa-oaep --payload-filter attr.label=aes-1 --wrapping-filter "
@@ -194,14 +256,18 @@ def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
          f"--data-path {tmp / 'w4'}", True, None),
         ("key wrap aes-gcm --payload-filter attr.label=aes-1 --wrapping-filter attr.label=wk",
          False, lambda d: "CKM_AES_GCM" in d),
-        ("key unwrap cloudhsm-aes-gcm --filter attr.label=wk --key-type-class aes --label z "
-         "--data AAAA", False, lambda d: "CKM_CLOUDHSM_AES_GCM" in d),
-        (f"key import pem --path {pem} --label imported --key-type-class rsa-public", True,
+        *[(f"key wrap {m} --payload-filter attr.label=aes-1 --wrapping-filter attr.label=wk",
+           False, lambda d: "SoftHSM" in d) for m in REFUSED_MECHANISMS],
+        *[(f"key unwrap {m} --filter attr.label=wk --key-type-class aes --label z --data AAAA",
+           False, lambda d: "SoftHSM" in d) for m in REFUSED_MECHANISMS],
+        (f"key import pem --path {pem} --label imported --key-type-class rsa-public "
+         "--attributes verify=true", True,
          lambda d: d["message"] == "Successfully imported key"
          and d["key"]["attributes"]["local"] is False),
         (f"key import pem --path {pem} --label imported2 --key-type-class ec-public", False,
          None),
-        (f"key import pem --path {ec_pem} --label imported3 --key-type-class ec-public", True,
+        (f"key import pem --path {ec_pem} --label imported3 --key-type-class ec-public "
+         "--attributes verify=true", True,
          lambda d: d["key"]["attributes"]["curve"] == "secp256r1"),
         (f"crypto sign rsa-pkcs --key-filter attr.label=rpriv --hash-function sha256 "
          f"--data {data}", True, lambda d: len(base64.b64decode(d["signature"])) == 256),
@@ -211,14 +277,32 @@ def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
          f"--mgf mgf1-sha256 --salt-length 32 --data {data}", True, None),
         (f"crypto sign ecdsa --key-filter attr.label=epriv --hash-function sha256 --data {data}",
          True, None),
+        (f"crypto sign rsa-pkcs --key-filter attr.label=rpriv --hash-function sha256 "
+         f"--data-type digest --data {data}", False, lambda d: "32 bytes" in d),
+        (f"crypto sign rsa-pkcs-pss --key-filter attr.label=epriv --hash-function sha256 "
+         f"--mgf mgf1-sha256 --salt-length 32 --data {data}", False, None),  # an EC key
         (f"crypto verify rsa-pkcs --key-filter attr.label=rpub --hash-function sha256 "
-         f"--data {data} --signature {base64.b64encode(bytes(256)).decode()}", False, None),
+         f"--data {data} --signature {zeros}", False, None),
+        (f"crypto verify rsa-pkcs --key-filter attr.label=imported --hash-function sha256 "
+         f"--data {data} --signature {sig_pkcs}", True,
+         lambda d: d == "Signature verified successfully"),
+        (f"crypto verify rsa-pkcs-pss --key-filter attr.label=imported --hash-function sha256 "
+         f"--mgf mgf1-sha256 --salt-length 32 --data {data} --signature {sig_pss}", True, None),
+        (f"crypto verify rsa-pkcs-pss --key-filter attr.label=imported --hash-function sha256 "
+         f"--mgf mgf1-sha256 --salt-length 32 --data {data} --signature {zeros}", False,
+         lambda d: "verification failed" in d),
+        (f"crypto verify ecdsa --key-filter attr.label=imported3 --hash-function sha256 "
+         f"--data {data} --signature {sig_ec}", True, None),
+        (f"crypto verify ecdsa --key-filter attr.label=imported3 --hash-function sha384 "
+         f"--data {data} --signature {sig_ec}", False, None),  # signed over SHA-256
         ("key share --filter attr.label=aes-1 --username bob_2 --role crypto-user", True,
          lambda d: d == {"message": "Key shared successfully"}),
         ("key share --filter attr.label=aes-1 --username nobody --role crypto-user", False,
          None),
         ("key unshare --filter attr.label=aes-1 --username bob_2 --role crypto-user", True,
          lambda d: d == {"message": "Key unshared successfully"}),
+        ("key unshare --filter attr.label=aes-1 --username nobody --role crypto-user", False,
+         None),
         ("key replicate --filter attr.label=aes-1 --source-cluster-id a --destination-cluster-id "
          "b", False, lambda d: "clone" in d),
         ("key delete --filter attr.label=page-0", True,
@@ -238,23 +322,51 @@ def script(tmp: Path) -> list[tuple[str, bool, Check | None]]:
     ]  # fmt: skip
 
 
-def _fix_expectations(lines: list[tuple[str, bool, Check | None]]) -> list:
-    # ECDSA with an RSA key is refused by the HSM (CKR_KEY_TYPE_INCONSISTENT).
-    return [
-        (line, False if "sign ecdsa" in line and "rpriv" in line else ok, check)
-        for line, ok, check in lines
-    ]
+def steps(tmp: Path) -> list[Step]:
+    """The script as :class:`Step` s; ECDSA with an RSA key is refused by the HSM
+    (CKR_KEY_TYPE_INCONSISTENT)."""
+    out = []
+    for entry in script(tmp):
+        step = Step(*entry)
+        if "sign ecdsa" in step.line and "rpriv" in step.line:
+            step = Step(step.line, False, step.check, step.then)
+        out.append(step)
+    return out
 
 
-def _assert_matches(lines: list, results: list[dict]) -> None:
-    assert len(results) == len(lines), (len(results), len(lines))
-    for (line, ok, check), got in zip(lines, results, strict=True):
+def _play(plan: list[Step], send: Callable[[str], dict[str, Any]]) -> None:
+    """Run each step through ``send`` (one channel) and check its answer."""
+    for step in plan:
+        got = send(step.line)
         if "text" in got:  # help: plain text
-            assert ok and ("Usage" in got["text"] or "Commands" in got["text"]), line
+            assert step.ok and ("Usage" in got["text"] or "Commands" in got["text"]), step.line
             continue
-        assert got["error_code"] == (0 if ok else 1), f"{line}\n→ {got}"
-        if check is not None:
-            assert check(got["data"]), f"{line}\n→ {got['data']}"
+        assert got["error_code"] == (0 if step.ok else 1), f"{step.line}\n→ {got}"
+        if step.check is not None:
+            assert step.check(got["data"]), f"{step.line}\n→ {got['data']}"
+        if step.then is not None:
+            step.then(got["data"])
+
+
+def test_the_script_shows_every_command_succeed_and_refuse(tmp_path: Path) -> None:
+    """Coverage cannot rot: a new command fails here until the script shows it working
+    (unless the lab always refuses it, ``Command.refused``) and refusing."""
+    seen: dict[bool, set[str]] = {True: set(), False: set()}
+    for step in steps(tmp_path):
+        try:
+            cmd, _ = REGISTRY.find(shlex.split(step.line))
+        except UsageError:
+            continue  # help
+        seen[step.ok].add(cmd.name)
+    missing = []
+    for cmd in REGISTRY.commands.values():
+        if cmd.name not in seen[False]:
+            missing.append(f"{cmd.name}: no refusal")
+        if cmd.refused and cmd.name in seen[True]:
+            missing.append(f"{cmd.name}: the lab always refuses it, yet a step expects success")
+        if not cmd.refused and cmd.name not in seen[True]:
+            missing.append(f"{cmd.name}: no success")
+    assert not missing, "script() lacks:\n" + "\n".join(missing)
 
 
 def test_every_command_through_the_console_script(cluster, tmp_path: Path) -> None:
@@ -262,11 +374,12 @@ def test_every_command_through_the_console_script(cluster, tmp_path: Path) -> No
         "configure-cli", "--cluster-id", cluster.cluster_id, "--hsm-ca-cert", str(cluster.ca)
     )
     assert configured.returncode == 0, configured.stderr
-    lines = _fix_expectations(script(tmp_path))
-    proc = run_tool("cloudhsm-cli", "interactive", stdin="\n".join(c for c, _, _ in lines) + "\n")
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    _assert_matches(lines, answers(proc.stdout))
+    cli = Interactive()
+    try:
+        _play(steps(tmp_path), cli.send)
+    finally:
+        assert cli.close() == 0
+    assert "Traceback" not in cli.errors(), cli.errors()
 
 
 def test_every_command_through_the_magic(cluster, tmp_path: Path, capsys) -> None:
@@ -282,15 +395,15 @@ def test_every_command_through_the_magic(cluster, tmp_path: Path, capsys) -> Non
     shell = InteractiveShell.instance()
     magic.load_ipython_extension(shell)
     magic.reset()
-    lines = _fix_expectations(script(tmp_path))
-    results = []
+
+    def send(line: str) -> dict[str, Any]:
+        got = shell.run_line_magic("cloudhsm_cli", line)
+        printed = capsys.readouterr().out
+        assert printed.strip() == str(got).strip()  # what the learner sees is AWS's JSON
+        return {"text": got.data} if got.plain else got.to_dict()
+
     try:
-        for line, _, _ in lines:
-            got = shell.run_line_magic("cloudhsm_cli", line)
-            printed = capsys.readouterr().out
-            assert printed.strip() == str(got).strip()  # what the learner sees is AWS's JSON
-            results.append({"text": got.data} if got.plain else got.to_dict())
-        _assert_matches(lines, results)
+        _play(steps(tmp_path), send)
         # a cell of several commands; $VARIABLES stay hidden in the echo
         shell.user_ns["PW"] = "cu-pass-1"
         many = shell.run_cell_magic(

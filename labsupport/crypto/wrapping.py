@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pkcs11
@@ -227,6 +229,37 @@ def rsa_aes_wrap_in_hsm(wrapping_key: pkcs11.PublicKey, key: pkcs11.Key, hash: H
         ephemeral.destroy()
 
 
+@contextmanager
+def rsa_aes_opened_in_hsm(
+    unwrapping_key: pkcs11.PrivateKey, blob: bytes, hash: HashAlg
+) -> Iterator[tuple[pkcs11.SecretKey, bytes]]:
+    """The first half of an RSA-AES unwrap in the HSM: ``C_UnwrapKey`` with RSA-OAEP gives
+    a temporary AES session key that may only unwrap; yields it with the AES-KWP part of
+    the blob, and destroys it on leaving the ``with`` block.
+
+    For a caller that unwraps the second half under its own template (the CloudHSM CLI's
+    ``key unwrap rsa-aes`` applies AWS's attribute defaults); :func:`rsa_aes_unwrap_in_hsm`
+    is both halves. Raises ValueError for a blob too short to be RSA-AES.
+    """
+    head, tail = _split_rsa_aes(blob, len(unwrapping_key[Attribute.MODULUS]))
+    ephemeral = unwrap_key(
+        unwrapping_key,
+        head,
+        object_class=ObjectClass.SECRET_KEY,
+        key_type=KeyType.AES,
+        label="rsa-aes-ephemeral",
+        usage=Usage.WRAP,
+        how=WrapMechanism.RSA_OAEP,
+        token=False,
+        extractable=False,
+        hash=hash,
+    )
+    try:
+        yield ephemeral, tail
+    finally:
+        ephemeral.destroy()
+
+
 def rsa_aes_unwrap_in_hsm(
     unwrapping_key: pkcs11.PrivateKey,
     blob: bytes,
@@ -246,20 +279,7 @@ def rsa_aes_unwrap_in_hsm(
 
     Raises ValueError for a blob too short to be RSA-AES; the token's own error otherwise.
     """
-    head, tail = _split_rsa_aes(blob, len(unwrapping_key[Attribute.MODULUS]))
-    ephemeral = unwrap_key(
-        unwrapping_key,
-        head,
-        object_class=ObjectClass.SECRET_KEY,
-        key_type=KeyType.AES,
-        label="rsa-aes-ephemeral",
-        usage=Usage.WRAP,
-        how=WrapMechanism.RSA_OAEP,
-        token=False,
-        extractable=False,
-        hash=hash,
-    )
-    try:
+    with rsa_aes_opened_in_hsm(unwrapping_key, blob, hash) as (ephemeral, tail):
         return unwrap_key(
             ephemeral,
             tail,
@@ -271,5 +291,3 @@ def rsa_aes_unwrap_in_hsm(
             extractable=extractable,
             key_id=key_id,
         )
-    finally:
-        ephemeral.destroy()

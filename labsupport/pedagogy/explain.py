@@ -72,19 +72,9 @@ def _hook(shell: Any, etype: type, evalue: BaseException, tb: Any, tb_offset: An
     return structured
 
 
-def install_exception_hook() -> bool:
-    """In IPython/Jupyter, add explanations under PKCS#11, AWS and lab tracebacks.
-
-    Returns False (and does nothing) outside IPython.
-    """
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    if shell is None:
-        return False
+def install_exception_hook(shell: Any) -> None:
+    """Add explanations under PKCS#11, AWS and lab tracebacks in this IPython ``shell``
+    (``start_lesson`` passes the running kernel's)."""
     from botocore.exceptions import ParamValidationError
 
     shell.set_custom_exc((p11e.PKCS11Error, ClientError, ParamValidationError), _hook)
-    return True

@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pkcs11
 
@@ -91,11 +92,22 @@ def start_lesson(
     # Resources created from now on in this kernel (clusters, KMS keys) belong to this
     # lesson scope even when the learner's code does not tag them.
     os.environ[ENV_LESSON] = lesson.scope
-    install_exception_hook()
     from labsupport.client.cli import magic
 
     magic.reset()  # the lesson's client machine was just reset
-    magic.register()  # %cloudhsm_cli / %%cloudhsm_cli, as on an EC2 client's terminal
+    shell = _ipython()
+    if shell is not None:  # in a notebook (or IPython), not in plain Python
+        install_exception_hook(shell)
+        magic.register(shell)  # %cloudhsm_cli / %%cloudhsm_cli, as on an EC2 client
     kind = "Exercise" if exercise else "Lesson"
     print(f"{kind} {lesson_id} ready: its part of the workspace is fresh.")
     return lesson
+
+
+def _ipython() -> Any:
+    """The running IPython shell (a notebook's kernel), or None in plain Python."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()

@@ -122,6 +122,9 @@ class Command:
     handler: Handler
     #: Where the lab models behaviour without a public source, a sentence saying so.
     modelled: str = ""
+    #: When the lab always refuses the command (SoftHSM cannot do what CloudHSM does):
+    #: what CloudHSM would do. The command then answers error_code 1 saying so.
+    refused: str = ""
 
     @property
     def name(self) -> str:
@@ -149,6 +152,8 @@ class Command:
             lines.append(f"          {text}")
         if self.modelled:
             lines += ["", f"(lab: {self.modelled})"]
+        if self.refused:
+            lines += ["", f"(lab: always refused: {self.refused})"]
         return "\n".join(lines)
 
     def parse(self, words: list[str]) -> Args:
@@ -306,12 +311,18 @@ REGISTRY = Registry()
 
 
 def command(
-    words: str, summary: str, need: Need, *flags: Flag, modelled: str = ""
+    words: str, summary: str, need: Need, *flags: Flag, modelled: str = "", refused: str = ""
 ) -> Callable[[Handler], Handler]:
-    """Register the decorated function as the handler of command ``words``."""
+    """Register the decorated function as the handler of command ``words``.
+
+    ``modelled``: what the lab models without a public source; ``refused``: what CloudHSM
+    does that the lab cannot (the handler then always answers error_code 1).
+    """
 
     def register(handler: Handler) -> Handler:
-        REGISTRY.add(Command(tuple(words.split()), summary, need, tuple(flags), handler, modelled))
+        REGISTRY.add(
+            Command(tuple(words.split()), summary, need, tuple(flags), handler, modelled, refused)
+        )
         return handler
 
     return register

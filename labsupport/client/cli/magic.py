@@ -169,22 +169,14 @@ def _scripts_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([str(bindir), path]) if path else str(bindir)
 
 
-def register() -> bool:
-    """Register the magic in the running IPython kernel, if any; True when registered.
+def register(shell: Any) -> None:
+    """Register the magic in the IPython ``shell`` (``start_lesson`` passes the kernel's).
 
     Also puts the console scripts on the kernel's PATH, so ``!configure-pkcs11 -a …``
     works in a notebook as in JupyterLab's terminal.
     """
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    if shell is None:
-        return False
     _scripts_on_path()
     load_ipython_extension(shell)
-    return True
 
 
 __all__ = ["MagicResult", "cloudhsm_cli", "load_ipython_extension", "register", "reset"]

@@ -88,6 +88,11 @@ class CloudHsmCli:
             return CliResult(1, exc.problem, exc.fix)
         except pkcs11.PKCS11Error as exc:
             return CliResult(1, _pkcs11_message(exc), _pkcs11_hint(exc))
+        except OSError as exc:  # a file flag (--path, --token, --data-path …) the CLI cannot use
+            where = f": {exc.filename}" if exc.filename else ""
+            return CliResult(
+                1, f"{exc.strerror or exc}{where}", "Check the path (its folder must exist)."
+            )
         finally:
             self._given_password = []
 

@@ -17,32 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pkcs11
-from pkcs11 import MGF, Attribute, Mechanism
+from pkcs11 import Attribute, KeyType, Mechanism
 
 from labsupport.client.cli.families.key import select_one
 from labsupport.client.cli.grammar import REGISTRY, Args, Flag, Kind, Need, command
+from labsupport.crypto.hashes import HashAlg
 from labsupport.errors import LabError
 
 REGISTRY.category("crypto", "Cryptographic operations")
 REGISTRY.category("crypto sign", "Sign data with a private key")
 REGISTRY.category("crypto verify", "Verify a signature with a public key")
 
-HASHES = ("sha1", "sha224", "sha256", "sha384", "sha512")
-_PSS = {
-    "sha1": (Mechanism.SHA_1, MGF.SHA1),
-    "sha224": (Mechanism.SHA224, MGF.SHA224),
-    "sha256": (Mechanism.SHA256, MGF.SHA256),
-    "sha384": (Mechanism.SHA384, MGF.SHA384),
-    "sha512": (Mechanism.SHA512, MGF.SHA512),
-}
-# DigestInfo prefixes (RFC 8017 §9.2 note 1) for RSA PKCS #1 v1.5 over a digest.
-_DIGEST_INFO = {
-    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
-    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
-    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
-    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
-    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
-}
+#: The hashes the CLI names (sha1 … sha512); PSS/DigestInfo details come from HashAlg.
+HASHES = tuple(h.value for h in HashAlg)
 
 COMMON = (
     Flag(
@@ -99,10 +86,10 @@ def _one_of(args: Args, inline: str, path: str, what: str) -> bytes:
 def _digest(args: Args) -> bytes:
     data = _one_of(args, "data", "data_path", "data")
     if args.data_type == "digest":
-        if len(data) != hashlib.new(args.hash_function).digest_size:
+        size = HashAlg(args.hash_function).digest_size
+        if len(data) != size:
             raise LabError(
-                f"A {args.hash_function} digest is {hashlib.new(args.hash_function).digest_size} "
-                f"bytes; this one is {len(data)}.",
+                f"A {args.hash_function} digest is {size} bytes; this one is {len(data)}.",
                 "Pass the digest itself, or --data-type raw with the data.",
             )
         return data
@@ -111,16 +98,29 @@ def _digest(args: Args) -> bytes:
 
 def _plan(args: Args, scheme: str, key: Any) -> tuple[bytes, Mechanism, Any]:
     digest = _digest(args)
+    alg = HashAlg(args.hash_function)
     if scheme == "rsa-pkcs":
-        return _DIGEST_INFO[args.hash_function] + digest, Mechanism.RSA_PKCS, None
+        return alg.digest_info + digest, Mechanism.RSA_PKCS, None
     if scheme == "rsa-pkcs-pss":
-        hash_mech, _ = _PSS[args.hash_function]
-        mgf = _PSS[args.mgf.removeprefix("mgf1-")][1]
-        return digest, Mechanism.RSA_PKCS_PSS, (hash_mech, mgf, args.salt_length)
+        mgf = HashAlg(args.mgf.removeprefix("mgf1-")).mgf
+        return digest, Mechanism.RSA_PKCS_PSS, (alg.mechanism, mgf, args.salt_length)
     return digest, Mechanism.ECDSA, None
 
 
-def _check_key(key: Any, capability: Attribute, word: str) -> None:
+#: The key type each signature scheme needs.
+KEY_TYPES = {"rsa-pkcs": KeyType.RSA, "rsa-pkcs-pss": KeyType.RSA, "ecdsa": KeyType.EC}
+
+
+def _check_key(key: Any, capability: Attribute, word: str, scheme: str) -> None:
+    wanted = KEY_TYPES[scheme]
+    if key[Attribute.KEY_TYPE] != wanted:
+        # Checked before the HSM is called: CloudHSM answers CKR_KEY_TYPE_INCONSISTENT,
+        # while SoftHSM 2.6 crashes (SIGSEGV) on RSA-PSS with an EC key.
+        raise LabError(
+            f"Key {key.reference} is not an {wanted.name} key, so the HSM refuses {scheme} "
+            "with it (CKR_KEY_TYPE_INCONSISTENT).",
+            f"Pick an {wanted.name} key in --key-filter (attr.key-type={wanted.name.lower()}).",
+        )
     if not key[capability]:
         raise LabError(
             f"Key {key.reference} has {word}=false (AWS's default for keys the CLI generates), "
@@ -133,7 +133,7 @@ def _sign(cli: Any, args: Args, scheme: str) -> dict[str, str]:
     if args.approval is not None:
         raise LabError("Key quorum is not enabled for this key.", "Drop --approval.")
     key = select_one(cli, [*args.key_filter, "attr.class=private-key"], "private key")
-    _check_key(key, Attribute.SIGN, "sign")
+    _check_key(key, Attribute.SIGN, "sign", scheme)
     data, mechanism, param = _plan(args, scheme, key)
     signature = key.sign(data, mechanism=mechanism, mechanism_param=param)
     return {"key-reference": key.reference, "signature": base64.b64encode(signature).decode()}
@@ -141,7 +141,7 @@ def _sign(cli: Any, args: Args, scheme: str) -> dict[str, str]:
 
 def _verify(cli: Any, args: Args, scheme: str) -> str:
     key = select_one(cli, [*args.key_filter, "attr.class=public-key"], "public key")
-    _check_key(key, Attribute.VERIFY, "verify")
+    _check_key(key, Attribute.VERIFY, "verify", scheme)
     signature = _one_of(args, "signature", "signature_path", "signature")
     data, mechanism, param = _plan(args, scheme, key)
     try:

@@ -531,34 +531,20 @@ SHARE_USER = (
 )
 
 
-@command(
-    "key share",
-    "Share a key in the HSM cluster with another user",
-    Need.CRYPTO_USER,
-    REQUIRED_FILTER,
-    *SHARE_USER,
-    APPROVAL,
-)
-def key_share(cli: Any, args: Args) -> dict[str, str]:
-    """Share one key with a crypto user (owner only)."""
-    _no_quorum(args)
-    select_one(cli, args.filter).share(normalize_username(args.username))
-    return {"message": "Key shared successfully"}
+def _sharing(verb: str, summary: str) -> None:
+    """Register ``key share`` or ``key unshare`` (owner only; the user must exist)."""
+
+    @command(f"key {verb}", summary, Need.CRYPTO_USER, REQUIRED_FILTER, *SHARE_USER, APPROVAL)
+    def handler(cli: Any, args: Args) -> dict[str, str]:
+        """Share (unshare) one key with a crypto user (owner only)."""
+        _no_quorum(args)
+        key = select_one(cli, args.filter)
+        getattr(key, verb)(normalize_username(args.username))
+        return {"message": f"Key {verb}d successfully"}
 
 
-@command(
-    "key unshare",
-    "Unshare a key in the HSM cluster with another user",
-    Need.CRYPTO_USER,
-    REQUIRED_FILTER,
-    *SHARE_USER,
-    APPROVAL,
-)
-def key_unshare(cli: Any, args: Args) -> dict[str, str]:
-    """Stop sharing one key with a crypto user (owner only)."""
-    _no_quorum(args)
-    select_one(cli, args.filter).unshare(normalize_username(args.username))
-    return {"message": "Key unshared successfully"}
+_sharing("share", "Share a key in the HSM cluster with another user")
+_sharing("unshare", "Unshare a key in the HSM cluster with another user")
 
 
 @command(
@@ -688,8 +674,9 @@ def _der_octet_string(data: bytes) -> bytes:
     REQUIRED_FILTER,
     Flag("--source-cluster-id", "Source cluster ID", required=True),
     Flag("--destination-cluster-id", "Destination cluster ID", required=True),
-    modelled="the lab's client holds one cluster, so replication is refused with AWS's "
-    "requirements spelled out",
+    refused="CloudHSM copies the key to a destination cluster cloned from the same backup, "
+    "with both clusters in the client's configuration; the lab's client configuration holds "
+    "one cluster",
 )
 def key_replicate(cli: Any, args: Args) -> dict[str, Any]:
     """Refused in the lab: it needs two configured clusters cloned from one backup."""

@@ -27,6 +27,9 @@ shape of ``key generate-*`` (modelled: the pages show no output).
 from __future__ import annotations
 
 import base64
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +41,15 @@ from labsupport.client.cli.families.key import QUORUM_FLAGS, SHARE, _quorum, _sh
 from labsupport.client.cli.families.key import select_one as _select_one
 from labsupport.client.cli.grammar import REGISTRY, Args, Flag, Kind, Need, command
 from labsupport.client.keys import KeyClass
+from labsupport.crypto.hashes import HashAlg
+from labsupport.crypto.wrapping import rsa_aes_opened_in_hsm, rsa_aes_wrap_in_hsm
 from labsupport.errors import LabError
 
 REGISTRY.category("key wrap", "Wrap a key with a wrapping key")
 REGISTRY.category("key unwrap", "Unwrap a wrapped key into the cluster")
 
-HASHES = {
-    "sha1": (Mechanism.SHA_1, MGF.SHA1),
-    "sha224": (Mechanism.SHA224, MGF.SHA224),
-    "sha256": (Mechanism.SHA256, MGF.SHA256),
-    "sha384": (Mechanism.SHA384, MGF.SHA384),
-    "sha512": (Mechanism.SHA512, MGF.SHA512),
-}
-MGFS = {f"mgf1-{name}": mgf for name, (_, mgf) in HASHES.items()}
+HASHES = tuple(h.value for h in HashAlg)
+MGFS = tuple(f"mgf1-{name}" for name in HASHES)
 
 REFUSED = {
     "aes-pkcs5-pad": "CloudHSM wraps with its vendor mechanism "
@@ -76,8 +75,8 @@ KEY_TYPE_CLASSES = {
 }
 
 RSA_FLAGS = (
-    Flag("--hash-function", "Hash algorithm", required=True, choices=tuple(HASHES)),
-    Flag("--mgf", "Mask generation function", required=True, choices=tuple(MGFS)),
+    Flag("--hash-function", "Hash algorithm", required=True, choices=HASHES),
+    Flag("--mgf", "Mask generation function", required=True, choices=MGFS),
 )
 
 
@@ -90,7 +89,19 @@ def _refuse(name: str) -> None:
 
 
 def _oaep(args: Args) -> tuple[Mechanism, MGF, None]:
-    return (HASHES[args.hash_function][0], MGFS[args.mgf], None)
+    """python-pkcs11's CKM_RSA_PKCS_OAEP parameter: the hash and the MGF1 hash as given."""
+    mgf = HashAlg(args.mgf.removeprefix("mgf1-")).mgf
+    return (HashAlg(args.hash_function).mechanism, mgf, None)
+
+
+def _one_hash(args: Args) -> HashAlg:
+    """rsa-aes: the lab composes it with one hash for OAEP and MGF1 (as KMS's specs do)."""
+    alg = HashAlg(args.hash_function)
+    if args.mgf != f"mgf1-{alg.value}":
+        # CloudHSM accepts any pair; SoftHSM 2.6 accepts SHA-1/MGF1-SHA-1 only, so no
+        # other pair could work here anyway.
+        raise _softhsm_oaep(ValueError("mixed hashes"), args)
+    return alg
 
 
 def _softhsm_oaep(exc: Exception, args: Args) -> LabError:
@@ -105,7 +116,19 @@ def _softhsm_oaep(exc: Exception, args: Args) -> LabError:
 # -- wrap -------------------------------------------------------------------------------------
 
 
-def _wrap_keys(cli: Any, args: Args) -> tuple[Any, Any]:
+def _check_type(key: Any, scheme: Scheme, what: str) -> None:
+    """The (un)wrapping key must fit the mechanism; checked before the HSM is called
+    (CloudHSM answers CKR_KEY_TYPE_INCONSISTENT; SoftHSM 2.6 can crash on a mismatch)."""
+    wanted = scheme.key_type
+    if key[Attribute.KEY_TYPE] != wanted:
+        raise LabError(
+            f"{what.capitalize()} {key.reference} is not an {wanted.name} key, so the HSM "
+            f"refuses {scheme.value} with it (CKR_KEY_TYPE_INCONSISTENT).",
+            f"Pick an {wanted.name} key (attr.key-type={wanted.name.lower()}).",
+        )
+
+
+def _wrap_keys(cli: Any, args: Args, scheme: Scheme) -> tuple[Any, Any]:
     payload = _select_one(cli, args.payload_filter, "payload key")
     wrapping = _select_one(cli, args.wrapping_filter, "wrapping key")
     if not wrapping[Attribute.WRAP]:
@@ -115,6 +138,7 @@ def _wrap_keys(cli: Any, args: Args) -> tuple[Any, Any]:
             f"key set-attribute --filter key-reference={wrapping.reference} --name wrap "
             "--value true (or generate it with --attributes wrap=true).",
         )
+    _check_type(wrapping, scheme, "wrapping key")
     if args.payload_approval is not None or args.wrapping_approval is not None:
         raise LabError("Key quorum is not enabled for these keys.", "Drop the --*-approval flags.")
     return payload, wrapping
@@ -160,73 +184,73 @@ WRAP_FLAGS = (
 )
 
 
-@command(
-    "key wrap aes-no-pad",
-    "Wrap a key with AES key wrap (RFC 3394, no padding)",
-    Need.CRYPTO_USER,
-    *WRAP_FLAGS,
-)
-def wrap_aes_no_pad(cli: Any, args: Args) -> dict[str, str]:
-    """CKM_AES_KEY_WRAP: the payload must be a multiple of 8 bytes (AES keys are)."""
-    payload, wrapping = _wrap_keys(cli, args)
-    blob = wrapping.wrap_key(payload, mechanism=Mechanism.AES_KEY_WRAP)
-    return _wrapped(args, payload, wrapping, blob, kebab=False)
+class Scheme(enum.Enum):
+    """A ``key wrap``/``key unwrap`` mechanism the lab runs on SoftHSM, by its CLI name."""
+
+    AES_NO_PAD = "aes-no-pad"
+    RSA_OAEP = "rsa-oaep"
+    RSA_PKCS = "rsa-pkcs"
+    #: CKM_RSA_AES_KEY_WRAP, composed in the HSM from RSA-OAEP and AES-KWP
+    #: (:func:`~labsupport.crypto.wrapping.rsa_aes_wrap_in_hsm`): SoftHSM 2.6 lacks it.
+    RSA_AES = "rsa-aes"
+
+    @property
+    def mechanism(self) -> Mechanism:
+        """The PKCS#11 mechanism (for rsa-aes: the one of its outer half)."""
+        return {
+            Scheme.AES_NO_PAD: Mechanism.AES_KEY_WRAP,
+            Scheme.RSA_PKCS: Mechanism.RSA_PKCS,
+        }.get(self, Mechanism.RSA_PKCS_OAEP)
+
+    @property
+    def key_type(self) -> KeyType:
+        """The type of the wrapping (unwrapping) key: AES, or RSA."""
+        return KeyType.AES if self is Scheme.AES_NO_PAD else KeyType.RSA
+
+    @property
+    def uses_oaep(self) -> bool:
+        """True when the command takes --hash-function and --mgf."""
+        return self in (Scheme.RSA_OAEP, Scheme.RSA_AES)
+
+    def param(self, args: Args) -> Any:
+        """python-pkcs11's ``mechanism_param`` for this command line."""
+        return _oaep(args) if self.uses_oaep else None
 
 
-@command("key wrap rsa-oaep", "Wrap a key with RSA-OAEP", Need.CRYPTO_USER, *WRAP_FLAGS, *RSA_FLAGS)
-def wrap_rsa_oaep(cli: Any, args: Args) -> dict[str, str]:
-    """CKM_RSA_PKCS_OAEP with an RSA public key (symmetric payloads only)."""
-    payload, wrapping = _wrap_keys(cli, args)
+#: ``key wrap <scheme>`` / ``key unwrap <scheme>``: their one-line summaries.
+SUMMARIES: dict[Scheme, tuple[str, str]] = {
+    Scheme.AES_NO_PAD: (
+        "Wrap a key with AES key wrap (RFC 3394, no padding)",
+        "Unwrap a key with AES key wrap (RFC 3394)",
+    ),
+    Scheme.RSA_OAEP: ("Wrap a key with RSA-OAEP", "Unwrap a key with RSA-OAEP"),
+    Scheme.RSA_PKCS: ("Wrap a key with RSA PKCS #1 v1.5", "Unwrap a key with RSA PKCS #1 v1.5"),
+    Scheme.RSA_AES: ("Wrap a key with RSA-AES", "Unwrap a key with RSA-AES"),
+}
+
+
+@contextmanager
+def _oaep_refusals(args: Args, scheme: Scheme) -> Iterator[None]:
+    """SoftHSM's refusal of an OAEP hash becomes an error that names CloudHSM's behaviour."""
     try:
-        blob = wrapping.wrap_key(
-            payload, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=_oaep(args)
-        )
+        yield
     except (pkcs11.exceptions.MechanismParamInvalid, pkcs11.exceptions.ArgumentsBad) as exc:
-        raise _softhsm_oaep(exc, args) from None
-    return _wrapped(args, payload, wrapping, blob, kebab=False)
-
-
-@command("key wrap rsa-pkcs", "Wrap a key with RSA PKCS #1 v1.5", Need.CRYPTO_USER, *WRAP_FLAGS)
-def wrap_rsa_pkcs(cli: Any, args: Args) -> dict[str, str]:
-    """CKM_RSA_PKCS (kept for old systems; prefer rsa-oaep)."""
-    payload, wrapping = _wrap_keys(cli, args)
-    blob = wrapping.wrap_key(payload, mechanism=Mechanism.RSA_PKCS)
-    return _wrapped(args, payload, wrapping, blob, kebab=False)
-
-
-@command("key wrap rsa-aes", "Wrap a key with RSA-AES", Need.CRYPTO_USER, *WRAP_FLAGS, *RSA_FLAGS)
-def wrap_rsa_aes(cli: Any, args: Args) -> dict[str, str]:
-    """RSA-OAEP(ephemeral AES-256) || AES-KWP(payload), both made inside the HSM."""
-    payload, wrapping = _wrap_keys(cli, args)
-    ephemeral = cli.session.generate_key(
-        KeyType.AES,
-        256,
-        store=False,
-        template={Attribute.WRAP: True, Attribute.EXTRACTABLE: True, Attribute.TOKEN: False},
-    )
-    try:
-        inner = ephemeral.wrap_key(payload, mechanism=Mechanism.AES_KEY_WRAP_PAD)
-        try:
-            outer = wrapping.wrap_key(
-                ephemeral, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=_oaep(args)
-            )
-        except (pkcs11.exceptions.MechanismParamInvalid, pkcs11.exceptions.ArgumentsBad) as exc:
+        if scheme.uses_oaep:
             raise _softhsm_oaep(exc, args) from None
-    finally:
-        ephemeral.destroy()
-    return _wrapped(args, payload, wrapping, outer + inner, kebab=True)
+        raise
 
 
-def _refused_wrap(name: str) -> None:
-    @command(
-        f"key wrap {name}",
-        f"Wrap a key with {name}",
-        Need.CRYPTO_USER,
-        *WRAP_FLAGS,
-        modelled=f"refused: {REFUSED[name]}, which SoftHSM does not have",
-    )
-    def handler(cli: Any, args: Args) -> None:
-        _refuse(name)
+def _wrap_with(cli: Any, args: Args, scheme: Scheme) -> dict[str, str]:
+    """Wrap the ``--payload-filter`` key with the ``--wrapping-filter`` key (owner only)."""
+    payload, wrapping = _wrap_keys(cli, args, scheme)
+    with _oaep_refusals(args, scheme):
+        if scheme is Scheme.RSA_AES:
+            blob = rsa_aes_wrap_in_hsm(wrapping, payload, _one_hash(args))
+        else:
+            blob = wrapping.wrap_key(
+                payload, mechanism=scheme.mechanism, mechanism_param=scheme.param(args)
+            )
+    return _wrapped(args, payload, wrapping, blob, kebab=scheme is Scheme.RSA_AES)
 
 
 # -- unwrap -----------------------------------------------------------------------------------
@@ -264,7 +288,7 @@ UNWRAP_FLAGS = (
 )
 
 
-def _unwrap_input(cli: Any, args: Args) -> tuple[Any, bytes, tuple, dict]:
+def _unwrap_input(cli: Any, args: Args, scheme: Scheme) -> tuple[Any, bytes, tuple, dict]:
     if (args.data is None) == (args.data_path is None):
         raise LabError(
             "key unwrap needs exactly one of --data <base64> or --data-path <file>.",
@@ -294,14 +318,41 @@ def _unwrap_input(cli: Any, args: Args) -> tuple[Any, bytes, tuple, dict]:
             f"key set-attribute --filter key-reference={unwrapping.reference} --name unwrap "
             "--value true",
         )
+    _check_type(unwrapping, scheme, "unwrapping key")
     spec = KEY_TYPE_CLASSES[args.key_type_class]
     template = creation_template(spec[2], spec[3], args.attributes, not args.session)
     template[Attribute.LABEL] = args.label
     return unwrapping, blob, spec, template
 
 
-def _unwrap(
-    cli: Any,
+def _unwrap_with(cli: Any, args: Args, scheme: Scheme) -> dict[str, Any]:
+    """Unwrap ``--data``/``--data-path`` with the ``--filter`` key into a key with AWS's
+    default attributes (plus ``--attributes``), then share it as asked."""
+    key, blob, spec, template = _unwrap_input(cli, args, scheme)
+    with _oaep_refusals(args, scheme):
+        if scheme is Scheme.RSA_AES:
+            new = _unwrap_rsa_aes(args, key, blob, spec, template)
+        else:
+            new = _unwrap_one(args, key, blob, spec, template, scheme.mechanism, scheme.param(args))
+    _share(new, args.share_crypto_users, bool(args.session))
+    return {"key": describe(new)}
+
+
+def _unwrap_rsa_aes(args: Args, key: Any, blob: bytes, spec: tuple, template: dict) -> Any:
+    """RSA-OAEP(temporary AES key) || AES-KWP(key): the first half opened in the HSM by
+    :func:`~labsupport.crypto.wrapping.rsa_aes_opened_in_hsm`, the second under AWS's
+    defaults."""
+    hash_alg = _one_hash(args)
+    try:
+        with rsa_aes_opened_in_hsm(key, blob, hash_alg) as (ephemeral, tail):
+            return _unwrap_one(args, ephemeral, tail, spec, template, Mechanism.AES_KEY_WRAP_PAD)
+    except ValueError as exc:  # too short to be RSA-OAEP || AES-KWP
+        raise LabError(
+            f"Not an rsa-aes blob: {exc}.", "Pass the whole wrapped-key-data of `key wrap rsa-aes`."
+        ) from None
+
+
+def _unwrap_one(
     args: Args,
     key: Any,
     blob: bytes,
@@ -309,8 +360,8 @@ def _unwrap(
     template: dict,
     mechanism: Mechanism,
     param: Any = None,
-) -> dict[str, Any]:
-    new = key.unwrap_key(
+) -> Any:
+    return key.unwrap_key(
         spec[0],
         spec[1],
         blob,
@@ -320,88 +371,40 @@ def _unwrap(
         mechanism_param=param,
         template=template,
     )
-    _share(new, args.share_crypto_users, bool(args.session))
-    return {"key": describe(new)}
 
 
-@command(
-    "key unwrap aes-no-pad",
-    "Unwrap a key with AES key wrap (RFC 3394)",
-    Need.CRYPTO_USER,
-    *UNWRAP_FLAGS,
-)
-def unwrap_aes_no_pad(cli: Any, args: Args) -> dict[str, Any]:
-    """CKM_AES_KEY_WRAP."""
-    key, blob, spec, template = _unwrap_input(cli, args)
-    return _unwrap(cli, args, key, blob, spec, template, Mechanism.AES_KEY_WRAP)
+def _commands(scheme: Scheme) -> None:
+    """Register ``key wrap <scheme>`` and ``key unwrap <scheme>``."""
+    extra = RSA_FLAGS if scheme.uses_oaep else ()
+    wrap_summary, unwrap_summary = SUMMARIES[scheme]
+
+    @command(f"key wrap {scheme.value}", wrap_summary, Need.CRYPTO_USER, *WRAP_FLAGS, *extra)
+    def wrap(cli: Any, args: Args) -> dict[str, str]:
+        """Wrap one key you own with a key whose wrap attribute is true."""
+        return _wrap_with(cli, args, scheme)
+
+    @command(f"key unwrap {scheme.value}", unwrap_summary, Need.CRYPTO_USER, *UNWRAP_FLAGS, *extra)
+    def unwrap(cli: Any, args: Args) -> dict[str, Any]:
+        """Unwrap a blob into a new key with AWS's default attributes."""
+        return _unwrap_with(cli, args, scheme)
 
 
-@command(
-    "key unwrap rsa-oaep", "Unwrap a key with RSA-OAEP", Need.CRYPTO_USER, *UNWRAP_FLAGS, *RSA_FLAGS
-)
-def unwrap_rsa_oaep(cli: Any, args: Args) -> dict[str, Any]:
-    """CKM_RSA_PKCS_OAEP with an RSA private key."""
-    key, blob, spec, template = _unwrap_input(cli, args)
-    try:
-        return _unwrap(cli, args, key, blob, spec, template, Mechanism.RSA_PKCS_OAEP, _oaep(args))
-    except (pkcs11.exceptions.MechanismParamInvalid, pkcs11.exceptions.ArgumentsBad) as exc:
-        raise _softhsm_oaep(exc, args) from None
+for _scheme in Scheme:
+    _commands(_scheme)
 
 
-@command(
-    "key unwrap rsa-pkcs", "Unwrap a key with RSA PKCS #1 v1.5", Need.CRYPTO_USER, *UNWRAP_FLAGS
-)
-def unwrap_rsa_pkcs(cli: Any, args: Args) -> dict[str, Any]:
-    """CKM_RSA_PKCS."""
-    key, blob, spec, template = _unwrap_input(cli, args)
-    return _unwrap(cli, args, key, blob, spec, template, Mechanism.RSA_PKCS)
+def _refused_commands(name: str) -> None:
+    """Register ``key wrap <name>`` and ``key unwrap <name>``, which the lab always refuses."""
+    reason = f"{REFUSED[name]}, which SoftHSM does not have"
 
-
-@command(
-    "key unwrap rsa-aes", "Unwrap a key with RSA-AES", Need.CRYPTO_USER, *UNWRAP_FLAGS, *RSA_FLAGS
-)
-def unwrap_rsa_aes(cli: Any, args: Args) -> dict[str, Any]:
-    """Split the blob: RSA-OAEP(ephemeral AES key) || AES-KWP(key); both unwrapped in the HSM."""
-    key, blob, spec, template = _unwrap_input(cli, args)
-    size = len(key[Attribute.MODULUS])
-    if len(blob) <= size:
-        raise LabError(
-            f"An rsa-aes blob is RSA-OAEP ({size} bytes) followed by AES-KWP(key); this one "
-            f"has only {len(blob)} bytes.",
-            "Pass the whole wrapped_key_data of `key wrap rsa-aes`.",
-        )
-    try:
-        ephemeral = key.unwrap_key(
-            ObjectClass.SECRET_KEY,
-            KeyType.AES,
-            blob[:size],
-            store=False,
-            mechanism=Mechanism.RSA_PKCS_OAEP,
-            mechanism_param=_oaep(args),
-            template={Attribute.UNWRAP: True, Attribute.TOKEN: False, Attribute.SENSITIVE: True},
-        )
-    except (pkcs11.exceptions.MechanismParamInvalid, pkcs11.exceptions.ArgumentsBad) as exc:
-        raise _softhsm_oaep(exc, args) from None
-    try:
-        return _unwrap(
-            cli, args, ephemeral, blob[size:], spec, template, Mechanism.AES_KEY_WRAP_PAD
-        )
-    finally:
-        ephemeral.destroy()
-
-
-def _refused_unwrap(name: str) -> None:
-    @command(
-        f"key unwrap {name}",
-        f"Unwrap a key with {name}",
-        Need.CRYPTO_USER,
-        *UNWRAP_FLAGS,
-        modelled=f"refused: {REFUSED[name]}, which SoftHSM does not have",
-    )
     def handler(cli: Any, args: Args) -> None:
+        """Always error_code 1, naming the CloudHSM mechanism SoftHSM lacks."""
         _refuse(name)
+
+    for verb, flags in (("wrap", WRAP_FLAGS), ("unwrap", UNWRAP_FLAGS)):
+        summary = f"{verb.capitalize()} a key with {name}"
+        command(f"key {verb} {name}", summary, Need.CRYPTO_USER, *flags, refused=reason)(handler)
 
 
 for _name in REFUSED:
-    _refused_wrap(_name)
-    _refused_unwrap(_name)
+    _refused_commands(_name)
