@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ from labsupport.hsm.synckey import (
 )
 from labsupport.hsm.tokens import TokenNotFound, firmware_session, token_store
 from labsupport.workspace.home import Workspace
-from labsupport.workspace.statefile import StateFile
+from labsupport.workspace.statefile import StateFile, StateShapeError, expect
 
 PAYLOAD_DIR = "backups"
 PBK_STATE = "cloudhsm-backup-pbk"
@@ -108,9 +109,18 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text.encode())
 
 
+def validate_pbk(data: dict[str, Any]) -> dict[str, Any]:
+    """Shape check of ``cloudhsm-backup-pbk.json``: none yet, or 64 hex digits (never echoed)."""
+    if "pbk" in data:
+        value = expect(data["pbk"], str, "pbk")
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise StateShapeError("pbk must be 64 hex digits (an AES-256 key)")
+    return data
+
+
 def _pbk(workspace: Workspace) -> bytes:
     """The workspace's persistent backup key (made on first use; never shown)."""
-    state = workspace.state(PBK_STATE)
+    state = workspace.state(PBK_STATE, {}, validate_pbk)
     key = state.read().get("pbk")
     if key is None:
         with state.update() as data:
@@ -184,6 +194,11 @@ def delete_payload(workspace: Workspace, backup_id: str) -> None:
     """Remove the stored contents of a backup (no error if already gone)."""
     with contextlib.suppress(FileNotFoundError):
         payload_path(workspace, backup_id).unlink()
+
+
+def delete_all_payloads(workspace: Workspace) -> None:
+    """Remove every stored backup payload (a whole-workspace reset)."""
+    shutil.rmtree(workspace.root / PAYLOAD_DIR, ignore_errors=True)
 
 
 # -- capture ------------------------------------------------------------------------------------

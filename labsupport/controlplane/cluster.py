@@ -27,7 +27,7 @@ from labsupport.controlplane.clock import Step, duration
 from labsupport.controlplane.reconcile import reconcile
 from labsupport.controlplane.records import has_intents, state_file
 from labsupport.controlplane.states import BackupState, ClusterState, HsmState
-from labsupport.errors import LabError, LessonOrderError
+from labsupport.errors import CorruptStateError, LabError, LessonOrderError
 from labsupport.workspace.clock import ClockReading, LabClock
 from labsupport.workspace.home import (
     LESSON_TAG,
@@ -415,7 +415,16 @@ def delete_clusters_owned_by(workspace: Workspace, lesson: str | None) -> list[s
     from labsupport.controlplane import backups
 
     plane = ControlPlane(workspace)
-    view = plane.view()
+    try:
+        view = plane.view()
+    except CorruptStateError:
+        if lesson is not None:
+            raise  # which clusters are the lesson's is unknown: its fix is a whole reset
+        # A whole-workspace reset with a damaged state file (already kept as .corrupt-*):
+        # the token step removed every HSM token, the file goes with state/, and the
+        # backup payloads go here — so the reset the error message names always works.
+        backups.delete_all_payloads(workspace)
+        return []
     if not any(belongs_to(record_owner(r), lesson) for r in view["clusters"].values()) and not any(
         belongs_to(record_owner(r), lesson) for r in view["backups"].values()
     ):

@@ -30,6 +30,7 @@ from labsupport.controlplane import ids
 from labsupport.controlplane.cluster import ControlPlane
 from labsupport.controlplane.states import ClusterState
 from labsupport.controlplane.vpc import VPC_CIDR, DefaultVpc, default_vpc
+from labsupport.errors import LabError
 from labsupport.workspace.home import Workspace
 
 XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -224,7 +225,9 @@ class Ec2Service:
             return http_response(
                 request, err.status, error_xml(err.code, err.message), content_type
             )
-        except Exception as err:  # a lab bug or a damaged workspace: modeled 500, no traceback
+        except LabError as err:  # e.g. a damaged ec2.json: its own problem and fix, in full
+            return http_response(request, 500, error_xml("InternalError", str(err)), content_type)
+        except Exception as err:  # a lab bug: modeled 500, no traceback
             detail = (str(err).splitlines() or [""])[0][:200]
             message = (
                 f"The simulated ec2 failed in {query.action} ({type(err).__name__}: {detail}). "

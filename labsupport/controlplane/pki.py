@@ -30,8 +30,9 @@ the lesson's solution does step by step; later lessons use them through
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -39,8 +40,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
+from labsupport.controlplane.records import expect_keys
 from labsupport.crypto.x509 import add_ca_extensions
 from labsupport.workspace.home import Workspace
+from labsupport.workspace.statefile import StateFile, StateShapeError
 
 #: File names AWS uses for the two roots you download to verify an HSM.
 AWS_ROOT_FILENAME = "AWS_CloudHSM_Root-G1.crt"
@@ -137,53 +140,94 @@ def _self_signed_ca(
 # --- the simulated AWS and manufacturer roots --------------------------------------------
 
 
+#: ``state/aws-pki.json``: ``{"aws": RootRecord.to_json(), "manufacturer": …}``.
+STATE_NAME = "aws-pki"
+_ROLES = ("aws", "manufacturer")
+
+
+@dataclass(frozen=True)
+class RootRecord:
+    """One simulated root CA as ``state/aws-pki.json`` keeps it (PEM texts)."""
+
+    certificate: str
+    key: str = field(repr=False)
+
+    def to_json(self) -> dict[str, str]:
+        """The JSON form stored in ``aws-pki.json``."""
+        return {"certificate": self.certificate, "key": self.key}
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str) -> RootRecord:
+        """Read one root's entry, checking its shape (``StateShapeError`` naming the path)."""
+        expect_keys(raw, {"certificate": str, "key": str}, where)
+        return cls(raw["certificate"], raw["key"])
+
+    def load(self) -> CertificateAuthority:
+        """The root as a usable :class:`CertificateAuthority`."""
+        key = serialization.load_pem_private_key(self.key.encode(), password=None)
+        assert isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey))
+        return CertificateAuthority(x509.load_pem_x509_certificate(self.certificate.encode()), key)
+
+
+def validate_pki(data: dict[str, Any]) -> dict[str, Any]:
+    """Shape check of ``aws-pki.json``: empty (roots not made yet) or both roots."""
+    present = [role for role in _ROLES if role in data]
+    if present and len(present) != len(_ROLES):
+        missing = next(role for role in _ROLES if role not in data)
+        raise StateShapeError(f"it has the {present[0]!r} root but no {missing!r} root")
+    for role in present:
+        RootRecord.from_json(data[role], role)
+    return data
+
+
+def pki_state(workspace: Workspace) -> StateFile:
+    """The simulated roots' :class:`StateFile` (shape-checked on load)."""
+    return workspace.state(STATE_NAME, {}, validate_pki)
+
+
+def _new_root(name: x509.Name, now: dt.datetime) -> RootRecord:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = _self_signed_ca(name, key, now, days=25 * 365)
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return RootRecord(certificate=to_pem(cert), key=pem_key)
+
+
 def simulated_roots(workspace: Workspace) -> SimulatedRoots:
     """The workspace's simulated AWS and manufacturer roots (created on first use).
 
     On AWS you download these from the CloudHSM documentation and the manufacturer's
     site; here they are generated once per workspace and kept in ``state/aws-pki.json``.
     """
-    state = workspace.state("aws-pki")
+    state = pki_state(workspace)
     data = state.read()
     if "aws" not in data:
         with state.update() as data:
             if "aws" not in data:
                 now = dt.datetime.now(dt.timezone.utc)
-                for role, name in (
-                    (
-                        "aws",
-                        _name(
-                            "AWS CloudHSM Root G1 (CloudHSM Lab simulation)",
-                            "Amazon Web Services (simulated)",
-                            "CloudHSM",
-                        ),
+                data["aws"] = _new_root(
+                    _name(
+                        "AWS CloudHSM Root G1 (CloudHSM Lab simulation)",
+                        "Amazon Web Services (simulated)",
+                        "CloudHSM",
                     ),
-                    (
-                        "manufacturer",
-                        _name(
-                            "HSM Manufacturer Root (CloudHSM Lab simulation)",
-                            "Simulated HSM Manufacturer",
-                            "LiquidSecurity",
-                        ),
+                    now,
+                ).to_json()
+                data["manufacturer"] = _new_root(
+                    _name(
+                        "HSM Manufacturer Root (CloudHSM Lab simulation)",
+                        "Simulated HSM Manufacturer",
+                        "LiquidSecurity",
                     ),
-                ):
-                    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-                    cert = _self_signed_ca(name, key, now, days=25 * 365)
-                    data[role] = {
-                        "certificate": to_pem(cert),
-                        "key": key.private_bytes(
-                            serialization.Encoding.PEM,
-                            serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption(),
-                        ).decode(),
-                    }
-    return SimulatedRoots(aws=_load_ca(data["aws"]), manufacturer=_load_ca(data["manufacturer"]))
-
-
-def _load_ca(entry: dict[str, str]) -> CertificateAuthority:
-    key = serialization.load_pem_private_key(entry["key"].encode(), password=None)
-    assert isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey))
-    return CertificateAuthority(x509.load_pem_x509_certificate(entry["certificate"].encode()), key)
+                    now,
+                ).to_json()
+    return SimulatedRoots(
+        aws=RootRecord.from_json(data["aws"], "aws").load(),
+        manufacturer=RootRecord.from_json(data["manufacturer"], "manufacturer").load(),
+    )
 
 
 def download_roots(workspace: Workspace, directory: Path | str) -> tuple[Path, Path]:

@@ -75,17 +75,23 @@ def validate_state(data: dict[str, Any]) -> dict[str, Any]:
     data.setdefault("backups", {})
     for cid, cluster in expect(data["clusters"], dict, "clusters").items():
         where = f"clusters.{cid}"
-        _expect_keys(cluster, _CLUSTER_KEYS, where)
+        expect_keys(cluster, _CLUSTER_KEYS, where)
         for hid, hsm in cluster["hsms"].items():
-            _expect_keys(hsm, _HSM_KEYS, f"{where}.hsms.{hid}")
+            expect_keys(hsm, _HSM_KEYS, f"{where}.hsms.{hid}")
     for bid, backup in expect(data["backups"], dict, "backups").items():
-        _expect_keys(backup, _BACKUP_KEYS, f"backups.{bid}")
+        expect_keys(backup, _BACKUP_KEYS, f"backups.{bid}")
     return data
 
 
-def _expect_keys(rec: Any, keys: dict[str, type | tuple[type, ...]], where: str) -> None:
+def expect_keys(rec: Any, keys: dict[str, type | tuple[type, ...]], where: str) -> dict[str, Any]:
+    """Check that ``rec`` is an object holding each of ``keys`` with a value of its type.
+
+    Raises :class:`~labsupport.workspace.statefile.StateShapeError` naming the first bad
+    path (``where`` + key); returns ``rec``.
+    """
     expect(rec, dict, where)
     for key, kind in keys.items():
         if key not in rec:
             raise StateShapeError(f"{where} has no {key!r}")
         expect(rec[key], kind, f"{where}.{key}")
+    return rec

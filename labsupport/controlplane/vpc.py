@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from labsupport.controlplane import ids
+from labsupport.controlplane.records import expect_keys
 from labsupport.workspace.home import Workspace
+from labsupport.workspace.statefile import StateFile, expect
+
+#: ``state/ec2.json``: ``{"regions": {region: RegionNetwork.to_json()}}``.
+STATE_NAME = "ec2"
 
 VPC_CIDR = "172.31.0.0/16"
 
@@ -107,6 +113,45 @@ class DefaultVpc:
         return next((s for s in self.subnets if s.subnet_id == subnet_id), None)
 
 
+@dataclass(frozen=True)
+class RegionNetwork:
+    """What ``state/ec2.json`` keeps for one region: the default VPC's ids and one subnet id
+    per Availability Zone (everything else about the VPC is derived from them)."""
+
+    vpc_id: str
+    default_security_group: str
+    subnets: dict[str, str] = field(default_factory=dict)  # AZ name → subnet id
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form stored in ``ec2.json``."""
+        return {
+            "vpc_id": self.vpc_id,
+            "default_security_group": self.default_security_group,
+            "subnets": dict(self.subnets),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str = "region") -> RegionNetwork:
+        """Read one region's entry, checking its shape (``StateShapeError`` naming the path)."""
+        expect_keys(raw, {"vpc_id": str, "default_security_group": str, "subnets": dict}, where)
+        for az, subnet_id in raw["subnets"].items():
+            expect(subnet_id, str, f"{where}.subnets.{az}")
+        return cls(raw["vpc_id"], raw["default_security_group"], dict(raw["subnets"]))
+
+
+def validate_ec2(data: dict[str, Any]) -> dict[str, Any]:
+    """Shape check of ``ec2.json`` (a missing ``regions`` table becomes empty)."""
+    data.setdefault("regions", {})
+    for region, raw in expect(data["regions"], dict, "regions").items():
+        RegionNetwork.from_json(raw, f"regions.{region}")
+    return data
+
+
+def ec2_state(workspace: Workspace) -> StateFile:
+    """The default VPCs' :class:`StateFile` (shape-checked on load)."""
+    return workspace.state(STATE_NAME, {"regions": {}}, validate_ec2)
+
+
 def zone_id(region: str, index: int) -> str:
     """AWS-style AZ id, e.g. ``use1-az1`` for the first AZ of us-east-1."""
     parts = region.split("-")
@@ -116,28 +161,28 @@ def zone_id(region: str, index: int) -> str:
 
 def default_vpc(workspace: Workspace, region: str) -> DefaultVpc:
     """The default VPC of ``region`` in this workspace (created on first use)."""
-    state = workspace.state("ec2")
-    entry = state.read().get("regions", {}).get(region)
-    if entry is None:
+    state = ec2_state(workspace)
+    raw = state.read()["regions"].get(region)
+    if raw is None:
         with state.update() as data:
-            regions = data.setdefault("regions", {})
-            if region not in regions:
+            if region not in data["regions"]:
                 letters = REGION_ZONES.get(region, "abc")
-                regions[region] = {
-                    "vpc_id": ids.ec2_id("vpc"),
-                    "default_security_group": ids.ec2_id("sg"),
-                    "subnets": {f"{region}{letter}": ids.ec2_id("subnet") for letter in letters},
-                }
-            entry = regions[region]
+                data["regions"][region] = RegionNetwork(
+                    vpc_id=ids.ec2_id("vpc"),
+                    default_security_group=ids.ec2_id("sg"),
+                    subnets={f"{region}{letter}": ids.ec2_id("subnet") for letter in letters},
+                ).to_json()
+            raw = data["regions"][region]
+    entry = RegionNetwork.from_json(raw, f"regions.{region}")
     subnets = tuple(
         Subnet(
             subnet_id=subnet_id,
-            vpc_id=entry["vpc_id"],
+            vpc_id=entry.vpc_id,
             availability_zone=az,
             availability_zone_id=zone_id(region, i),
             cidr_block=f"172.31.{16 * i}.0/20",  # the i-th /20 of VPC_CIDR
             region=region,
         )
-        for i, (az, subnet_id) in enumerate(sorted(entry["subnets"].items()))
+        for i, (az, subnet_id) in enumerate(sorted(entry.subnets.items()))
     )
-    return DefaultVpc(region, entry["vpc_id"], entry["default_security_group"], subnets)
+    return DefaultVpc(region, entry.vpc_id, entry.default_security_group, subnets)
