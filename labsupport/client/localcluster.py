@@ -2,7 +2,9 @@
 
 Tests, the benchmark and quick experiments use this to get a cluster whose HSMs are
 bare tokens, with a throwaway CA standing in for the learner's issuing CA. Lessons use
-the real control plane instead (``labsupport.controlplane.quickstart``).
+the real control plane instead (``labsupport.controlplane.quickstart``). It lives in the
+package, not in tests/, because the benchmark (:mod:`labsupport.bench.client`) uses it
+and lesson 03 imports :func:`make_ca` for its wrong-trust-anchor demonstration.
 """
 
 from __future__ import annotations

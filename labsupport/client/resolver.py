@@ -9,7 +9,10 @@ This module produces them from
   a list of tokens declared to be a cluster's HSMs. Tests use it to build a cluster
   from bare tokens, add and remove HSMs, or mark one DEGRADED, without the control plane.
 
-Local definitions win over control-plane clusters with the same id.
+Local definitions win over control-plane clusters with the same id. They are a test
+double that stays in the package on purpose: ``python -m labsupport bench`` builds its
+cluster from bare tokens with :mod:`~labsupport.client.localcluster` too, and lesson 03
+takes its throwaway CA (``make_ca``) from there.
 """
 
 from __future__ import annotations
