@@ -7,6 +7,10 @@ token answers where the behaviour is plain PKCS#11.
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import asdict
+
 import pytest
 from client_fixtures import lab, make_aes
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
@@ -16,7 +20,7 @@ from labsupport.client import KeyNotExtractable, KeyPermissionError
 from labsupport.client.inspector import HsmObject, inspect_hsm
 from labsupport.client.mechanisms import MechanismNotSupported
 from labsupport.crypto import export_private_key
-from labsupport.hsm.tokens import HsmTokenSealed, token_store
+from labsupport.hsm.tokens import HsmTokenSealed, firmware_pin_fd, token_store
 
 _FIXTURES = (lab,)  # pytest fixtures used as test arguments
 
@@ -168,6 +172,36 @@ def test_hsm_tokens_are_sealed(lab):
     hsm = lab.cluster.hsms[0]
     with pytest.raises(HsmTokenSealed):
         token_store(lab.workspace).open_session(hsm.token_label)
+
+
+def test_hsm_token_object_is_sealed(lab):
+    """lab.tokens.token(<HSM>).open() would share the client layer's login (per process)."""
+    lab.login("alice")  # the client layer is logged in to every HSM token now
+    with pytest.raises(HsmTokenSealed):
+        token_store(lab.workspace).token(lab.cluster.hsms[0].token_label)
+
+
+def test_token_records_carry_no_pin(lab):
+    """lab.tokens.record(<HSM>).user_pin used to hand out an HSM's internal PIN."""
+    store = token_store(lab.workspace)
+    stored = json.loads((lab.workspace.state_dir / "tokens.json").read_text())
+    for rec in [store.record(h.token_label) for h in lab.cluster.hsms]:
+        assert rec.plays_hsm
+        pins = {stored[rec.label]["user_pin"], stored[rec.label]["so_pin"]}
+        assert not hasattr(rec, "user_pin") and not hasattr(rec, "so_pin")
+        assert not any(pin in repr(rec) or pin in str(asdict(rec)) for pin in pins)
+    for rec in store.records().values():
+        assert not hasattr(rec, "user_pin")
+
+
+def test_firmware_pin_reaches_a_child_through_a_pipe_only(lab):
+    """The launcher's path: the PIN goes from tokens.json into a pipe, not a return value."""
+    label = lab.cluster.hsms[0].token_label
+    stored = json.loads((lab.workspace.state_dir / "tokens.json").read_text())[label]
+    fd = firmware_pin_fd(token_store(lab.workspace), label, lambda pin: f"PIN={pin}".encode())
+    assert isinstance(fd, int)
+    with os.fdopen(fd, "rb") as fh:
+        assert fh.read() == f"PIN={stored['user_pin']}".encode()
 
 
 def test_inspector_is_read_only_and_shows_the_user_view(lab):

@@ -12,6 +12,7 @@ Skips only when the PKCS#11 engine is not installed locally; under CI it must ru
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import socket
 import ssl
@@ -118,9 +119,9 @@ def launch(workspace: Any, args: list[str], user_pin: str | None, **kw: Any) -> 
 
 
 def internal_pins(workspace: Any) -> list[str]:
-    return [r.user_pin for r in token_store(workspace).records().values()] + [
-        r.so_pin for r in token_store(workspace).records().values()
-    ]
+    """Every token's internal PINs, read from tokens.json as the sandbox's owner could."""
+    records = json.loads((workspace.state_dir / "tokens.json").read_text())
+    return [r[name] for r in records.values() for name in ("user_pin", "so_pin")]
 
 
 # -- command-line checks (no cluster needed) -------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -34,7 +35,9 @@ def test_missing_softhsm_names_the_install_command(monkeypatch: pytest.MonkeyPat
 def test_create_open_delete(workspace: Workspace) -> None:
     store = token_store(workspace)
     rec = store.create("t-one", owner="00")
-    assert rec.user_pin not in repr(rec) and rec.so_pin not in repr(rec)
+    stored = json.loads((workspace.state_dir / "tokens.json").read_text())["t-one"]
+    assert not hasattr(rec, "user_pin") and not rec.plays_hsm  # PINs stay firmware-side
+    assert stored["user_pin"] not in repr(rec) and stored["so_pin"] not in repr(rec)
     session = store.open_session("t-one")
     key = session.generate_key(pkcs11.KeyType.AES, 128, label="k", store=True)
     assert key.key_length == 128

@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from labsupport.client import resolver
 from labsupport.client.endpoints import ClusterView, HsmEndpoint, HsmState
-from labsupport.hsm.tokens import token_store
+from labsupport.hsm.tokens import TokenPurpose, token_store
 from labsupport.workspace.home import Workspace
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -93,7 +93,9 @@ class LocalCluster:
         """Create a token and add it to the cluster as a new ACTIVE HSM."""
         az = availability_zone or f"us-east-1{'abc'[len(self.hsms) % 3]}"
         endpoint = self._endpoint(az)
-        token_store(self.workspace).create(endpoint.token_label, self.owner)
+        token_store(self.workspace).create(
+            endpoint.token_label, self.owner, purpose=TokenPurpose.HSM
+        )
         resolver.update_local_cluster(self.workspace, self.cluster_id, add=endpoint)
         self.hsms.append(endpoint)
         return endpoint

@@ -6,6 +6,15 @@ PINs are generated here, stored only in the workspace (``state/tokens.json``, mo
 PKCS#11 itself (``C_InitToken`` on SoftHSM's free slot, then ``C_Login`` as SO and
 ``C_InitPIN``), so no PIN ever appears in a process's argv.
 
+PINs are firmware-side. :class:`TokenRecord` (what :meth:`TokenStore.record` returns)
+carries no PIN, :meth:`TokenStore.token` and :meth:`TokenStore.open_session` refuse a
+token that plays an HSM (:class:`HsmTokenSealed`), and only the layers that play an
+HSM's firmware reach an HSM token, through :func:`firmware_session` (a logged-in
+session) and :func:`firmware_pin_fd` (the PIN inside a pipe, for a child process such as
+lesson 07's OpenSSL engine). What a single-user sandbox cannot hide: the learner owns
+``tokens.json`` (plaintext at rest, mode 0600) and the Python process in which the client
+layer logs in to the tokens — on AWS the HSMs' secrets never leave the HSMs.
+
 Two stores must agree: ``tokens.json`` and SoftHSM's token directory. Every change
 holds the ``tokens.json`` lock from start to end and records its *intent* first (a
 record in state ``creating`` or ``deleting``), so a process killed at any moment leaves
@@ -33,8 +42,8 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,23 +92,39 @@ class HsmTokenSealed(LabError):
 
 
 @dataclass(frozen=True)
+class TokenPins:
+    """A token's internal PINs (hidden from ``repr``) — firmware-side, never returned by a
+    public :class:`TokenStore` method."""
+
+    user_pin: str = field(repr=False)
+    so_pin: str = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "record") -> TokenPins:
+        """The PINs of a stored record (shape-checked by :meth:`TokenRecord.from_json`)."""
+        for name in ("user_pin", "so_pin"):
+            expect(data.get(name), str, f"{where}.{name}")
+        return cls(user_pin=data["user_pin"], so_pin=data["so_pin"])
+
+
+@dataclass(frozen=True)
 class TokenRecord:
-    """What the workspace remembers about one token (PINs hidden from ``repr``)."""
+    """What the workspace tells anyone about one token: no PINs (see :class:`TokenPins`)."""
 
     label: str
     owner: str
     created: float
-    user_pin: str = field(repr=False)
-    so_pin: str = field(repr=False)
     serial: str = ""
     status: TokenStatus = TokenStatus.READY
     purpose: TokenPurpose = TokenPurpose.TOKEN
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form stored in ``tokens.json``."""
+    def to_json(self, pins: TokenPins) -> dict[str, Any]:
+        """The JSON form stored in ``tokens.json`` (the record and its PINs)."""
         out = asdict(self)
         out["status"] = self.status.value
         out["purpose"] = self.purpose.value
+        out["user_pin"] = pins.user_pin
+        out["so_pin"] = pins.so_pin
         return out
 
     @classmethod
@@ -118,12 +143,15 @@ class TokenRecord:
             label=data["label"],
             owner=data["owner"],
             created=float(data["created"]),
-            user_pin=data["user_pin"],
-            so_pin=data["so_pin"],
             serial=str(data.get("serial", "")),
             status=status,
             purpose=purpose,
         )
+
+    @property
+    def plays_hsm(self) -> bool:
+        """True if this token is a simulated HSM (sealed: no public session, no PIN)."""
+        return self.purpose is TokenPurpose.HSM or is_hsm_token(self.label)
 
 
 def validate_tokens_state(data: dict[str, Any]) -> dict[str, Any]:
@@ -284,21 +312,23 @@ class TokenStore:
             label=label,
             owner=owner,
             created=time.time(),
-            user_pin=user_pin if user_pin is not None else secrets.token_hex(8),
-            so_pin=secrets.token_hex(8),
             status=TokenStatus.CREATING,
             purpose=TokenPurpose(purpose),
+        )
+        pins = TokenPins(
+            user_pin=user_pin if user_pin is not None else secrets.token_hex(8),
+            so_pin=secrets.token_hex(8),
         )
         with self._state.locked():
             self._repair_dead_intents()
             if label in self._state.read():
                 self._delete_locked(label)
             with self._state.update() as data:  # the intent, durable before SoftHSM changes
-                data[label] = rec.to_json()
-            serial = self._init_token(rec)
-            rec = TokenRecord(**{**asdict(rec), "serial": serial, "status": TokenStatus.READY})
+                data[label] = rec.to_json(pins)
+            serial = self._init_token(rec, pins)
+            rec = replace(rec, serial=serial, status=TokenStatus.READY)
             with self._state.update() as data:
-                data[label] = rec.to_json()
+                data[label] = rec.to_json(pins)
         # The new token is usable in this process already, but the client layer learns of
         # HSM changes through `generation` (it reopens its sessions and re-reads the
         # cluster), so re-read the token directory as every other change does.
@@ -359,7 +389,18 @@ class TokenStore:
     # -- access ---------------------------------------------------------------------------
 
     def token(self, label: str) -> pkcs11.Token:
-        """The python-pkcs11 ``Token`` called ``label``."""
+        """The python-pkcs11 ``Token`` of practice token ``label``.
+
+        A token that plays a cluster's HSM is refused (:class:`HsmTokenSealed`), like
+        :meth:`open_session`: PKCS#11 logins are per process, so a ``Token`` of an HSM the
+        client layer is logged in to would open logged-in sessions without a PIN.
+        """
+        if self.record(label).plays_hsm:
+            raise _sealed(label)
+        return self._token(label)
+
+    def _token(self, label: str) -> pkcs11.Token:
+        """Any token's python-pkcs11 ``Token`` (firmware-side: no HSM check)."""
         self.record(label)
         found = self._find(label)
         if found is None:
@@ -402,19 +443,18 @@ class TokenStore:
         did the login, and a PKCS#11 login is shared by every session of the token in
         the process — closing the first session logs the others out too.
         """
-        if is_hsm_token(label):
-            raise HsmTokenSealed(
-                f"Token {label} plays an HSM of a cluster; the lab does not open it with its "
-                "internal PIN (on AWS nobody logs in to a single HSM, and such a session "
-                "could read or wrap out every user's keys).",
-                f"Look at it read-only with lab.inspect_hsm({label!r}), and use keys through "
-                "the cluster client: chsm.connect().login('user:password').",
-            )
+        if self.record(label).plays_hsm:
+            raise _sealed(label)
         return firmware_session(self, label, rw)
 
     # -- internals -------------------------------------------------------------------
 
-    def _init_token(self, rec: TokenRecord) -> str:
+    def _pins(self, label: str) -> TokenPins:
+        """The PINs of ready token ``label`` (firmware-side; see :func:`firmware_session`)."""
+        self.record(label)
+        return TokenPins.from_json(self._state.read()[label], f"token {label!r}")
+
+    def _init_token(self, rec: TokenRecord, pins: TokenPins) -> str:
         """``C_InitToken`` on SoftHSM's free slot, then set the user PIN; returns the serial."""
         with _LIBRARY.lock:
             lib = self.lib
@@ -432,7 +472,7 @@ class TokenStore:
                     "SoftHSM offers no free slot to create a token in.",
                     "Run `python -m labsupport doctor` to check SoftHSM and the workspace.",
                 )
-            so_pin = rec.so_pin.encode()
+            so_pin = pins.so_pin.encode()
             label = rec.label.encode().ljust(MAX_LABEL_BYTES, b" ")
             rv = _LIBRARY.raw().C_InitToken(free.slot_id, so_pin, len(so_pin), label)
             if rv != 0:
@@ -442,8 +482,8 @@ class TokenStore:
                     "Run `python -m labsupport doctor` to check SoftHSM and the workspace.",
                 )
             token = free.get_token()
-            with token.open(rw=True, so_pin=rec.so_pin) as session:
-                session.init_pin(rec.user_pin)
+            with token.open(rw=True, so_pin=pins.so_pin) as session:
+                session.init_pin(pins.user_pin)
             return token.serial.decode() if isinstance(token.serial, bytes) else token.serial
 
     def _dirs_by_serial(self) -> dict[str, Path]:
@@ -593,17 +633,47 @@ def _check_pin(pin: Any) -> None:
         )
 
 
+def _sealed(label: str) -> HsmTokenSealed:
+    return HsmTokenSealed(
+        f"Token {label} plays an HSM of a cluster; the lab does not open it with its "
+        "internal PIN (on AWS nobody logs in to a single HSM, and such a session "
+        "could read or wrap out every user's keys).",
+        f"Look at it read-only with lab.inspect_hsm({label!r}), and use keys through "
+        "the cluster client: chsm.connect().login('user:password').",
+    )
+
+
 def firmware_session(store: TokenStore, label: str, rw: bool = True) -> pkcs11.Session:
     """A session on any token, logged in with its internal PIN — for the layers that play
     the HSM's firmware only (the client's HSM links, the control plane's provisioning,
     the read-only inspector). Never hand such a session to learner code.
     """
-    token = store.token(label)
+    token = store._token(label)
     try:
-        return token.open(rw=rw, user_pin=store.record(label).user_pin)
+        return token.open(rw=rw, user_pin=store._pins(label).user_pin)
     except UserAlreadyLoggedIn:
         # PKCS#11 logins are per token and process: a new session shares it.
         return token.open(rw=rw)
+
+
+def firmware_pin_fd(store: TokenStore, label: str, render: Callable[[str], bytes]) -> int:
+    """The read end of a pipe holding ``render(<internal user PIN of token label>)``.
+
+    Firmware-side, for a child process that must log in to one HSM's token itself (lesson
+    07's OpenSSL engine reads its config, PIN included, from ``/dev/fd/N``): the PIN goes
+    from ``tokens.json`` into the pipe and never into a return value, argv or environment.
+    The caller passes the fd to the child (``pass_fds``) and closes it afterwards.
+    ``render``'s output must fit the pipe buffer (64 KiB on Linux; a config is < 1 KiB).
+    """
+    data = render(store._pins(label).user_pin)
+    read_fd, write_fd = os.pipe()
+    try:
+        with os.fdopen(write_fd, "wb") as fh:
+            fh.write(data)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    return read_fd
 
 
 def token_store(workspace: Workspace | None = None) -> TokenStore:

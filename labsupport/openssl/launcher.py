@@ -52,7 +52,7 @@ from pkcs11 import exceptions as ckr
 
 from labsupport.errors import LabError
 from labsupport.hsm.module import find_module
-from labsupport.hsm.tokens import token_store
+from labsupport.hsm.tokens import firmware_pin_fd, token_store
 from labsupport.openssl.engine import (
     ENGINE_ID,
     engine_config,
@@ -365,11 +365,15 @@ class Launcher:
             softhsm = find_module()
             spy = find_spy()
             module = spy or softhsm
-            pin = token_store(self.workspace).record(self._token_label(hsm_id)).user_pin
-            conf_r, conf_w = os.pipe()
-            with os.fdopen(conf_w, "wb") as fh:  # < 1 KiB: fits the pipe buffer
-                fh.write(engine_config(module, pin, find_engine()))
-            del pin
+            engine = find_engine()
+            # The engine logs in to one HSM's token itself, with that token's internal PIN:
+            # firmware-side, handed over inside a pipe (never argv, env or a file). On AWS
+            # the engine would log in to the cluster as the crypto user instead.
+            conf_r = firmware_pin_fd(
+                token_store(self.workspace),
+                self._token_label(hsm_id),
+                lambda pin: engine_config(module, pin, engine),  # < 1 KiB: fits the pipe
+            )
             env["OPENSSL_CONF"] = f"/dev/fd/{conf_r}"
             env["SOFTHSM2_CONF"] = str(self.workspace.softhsm_conf)
             pass_fds.append(conf_r)
