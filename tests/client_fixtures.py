@@ -81,14 +81,17 @@ def lab3(workspace: Workspace) -> Any:
     lab.client.close()
 
 
-def gcm(key: Any, data: bytes, iv: bytes = b"\x00" * 12) -> bytes:
-    """AES-GCM encryption with a fixed IV (tests only)."""
-    return key.encrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(iv))
+def gcm(key: Any, data: bytes) -> bytes:
+    """AES-GCM encryption the CloudHSM way (the HSM writes the IV): IV + ciphertext + tag."""
+    params = GCMParams(bytearray(12))
+    ciphertext = key.encrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params)
+    return bytes(params.nonce) + ciphertext
 
 
-def ungcm(key: Any, data: bytes, iv: bytes = b"\x00" * 12) -> bytes:
-    """AES-GCM decryption with a fixed IV (tests only)."""
-    return key.decrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(iv))
+def ungcm(key: Any, blob: bytes) -> bytes:
+    """AES-GCM decryption of what :func:`gcm` returned."""
+    params = GCMParams(blob[:12])
+    return key.decrypt(blob[12:], mechanism=Mechanism.AES_GCM, mechanism_param=params)
 
 
 def token_refs(client: chsm.Client) -> dict[str, dict[int, int]]:

@@ -10,10 +10,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from pkcs11 import KDF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import KeyHandleInvalid
+from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.client import SessionKeyLost
+from labsupport.client.gcmiv import GcmIvRefused
+from labsupport.crypto import aes_gcm_decrypt, aes_gcm_encrypt
 from labsupport.crypto.signatures import token_mechanisms
+from labsupport.hsm.tokens import token_store
 
 _FIXTURES = (lab,)  # pytest fixtures used as test arguments
 
@@ -347,3 +351,56 @@ def test_set_pin_like_python_pkcs11(lab):
         with pytest.raises(ckr.PinIncorrect):
             session.set_pin("", new)
     lab.login("alice").close()
+
+
+# -- AES-GCM: the HSM generates the IV (CloudHSM) ----------------------------------------------
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_gcm_iv_is_generated_by_the_hsm_and_written_back(lab, store):
+    """CloudHSM ignores the caller's IV and writes its own 12-byte IV into pIv."""
+    session = lab.login("alice")
+    key = session.generate_key(KeyType.AES, 256, label="gcm", store=store)
+    ivs = set()
+    for caller_iv in (bytearray(12), bytearray(b"\x01" * 12)):  # a chosen IV is ignored too
+        params = GCMParams(caller_iv, b"aad")
+        sealed = key.encrypt(b"data", mechanism=Mechanism.AES_GCM, mechanism_param=params)
+        iv = bytes(params.nonce)
+        assert params.nonce is caller_iv and iv not in (bytes(12), b"\x01" * 12)
+        ivs.add(iv)
+        opened = key.decrypt(
+            sealed, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(iv, b"aad")
+        )
+        assert opened == b"data"
+    assert len(ivs) == 2
+
+
+@pytest.mark.parametrize(
+    "param",
+    [
+        GCMParams(bytes(12)),  # immutable: the HSM could not hand its IV back
+        GCMParams(b"\x07" * 12),
+        GCMParams(bytearray(8)),  # CloudHSM writes 12 bytes
+        None,
+    ],
+    ids=["bytes-zero", "bytes-chosen", "short-buffer", "no-params"],
+)
+def test_gcm_encrypt_without_a_writable_iv_buffer_is_refused(lab, param):
+    session = lab.login("alice")
+    key = make_aes(session, "gcm")
+    with pytest.raises(ckr.MechanismParamInvalid) as info:
+        key.encrypt(b"data", mechanism=Mechanism.AES_GCM, mechanism_param=param)
+    assert isinstance(info.value, GcmIvRefused)
+    assert "bytearray(12)" in info.value.fix and "CloudHSM" in str(info.value)
+
+
+def test_gcm_helper_returns_the_hsm_iv_on_cluster_and_bare_token(lab, workspace):
+    """aes_gcm_encrypt works the same on the cluster and on a plain SoftHSM token."""
+    store = token_store(workspace)
+    store.create("gcm-bare", owner="test")
+    bare = store.open_session("gcm-bare")
+    for session in (lab.login("alice"), bare):
+        key = session.generate_key(KeyType.AES, 256, store=False)
+        sealed = aes_gcm_encrypt(key, b"data", aad=b"a")
+        assert len(sealed.iv) == 12 and sealed.iv != bytes(12)
+        assert aes_gcm_decrypt(key, sealed) == b"data"

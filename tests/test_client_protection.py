@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict
 
 import pytest
-from client_fixtures import lab, make_aes
+from client_fixtures import PASSWORDS, lab, make_aes
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as ckr
 
@@ -226,3 +226,76 @@ def test_kcv_and_length_of_a_synced_key_answer_from_the_record(lab):
     key = make_aes(session, "locked", template=LOCKED)
     assert key[Attribute.VALUE_LEN] == 32
     assert len(key[Attribute.CHECK_VALUE]) == 3
+
+
+def test_extractable_cannot_be_turned_on(lab):
+    """CKA_EXTRACTABLE goes from true to false only (PKCS#11), so a locked key stays locked."""
+    session = lab.login("alice")
+    key = make_aes(session, "locked", template=LOCKED)
+    with pytest.raises(ckr.AttributeReadOnly):
+        key[Attribute.EXTRACTABLE] = True
+    assert key[Attribute.EXTRACTABLE] is False
+
+
+@pytest.mark.parametrize("kek_store", [False, True])
+def test_wrap_out_under_a_key_of_the_other_kind_is_refused(lab, kek_store):
+    """A session KEK for a token key, a token KEK for a session key: both refused."""
+    session = lab.login("alice")
+    kek = session.generate_key(
+        KeyType.AES, 256, label="kek", store=kek_store, template={Attribute.WRAP: True}
+    )
+    target = session.generate_key(
+        KeyType.AES, 256, label="locked", store=not kek_store, template=LOCKED
+    )
+    with pytest.raises(ckr.KeyUnextractable):
+        kek.wrap_key(target, mechanism=Mechanism.AES_KEY_WRAP_PAD)
+
+
+def test_rsa_public_key_wrap_of_a_locked_key_is_refused(lab):
+    """Wrapping under one's own RSA public key (RSA-OAEP) is a wrap like any other."""
+    session = lab.login("alice")
+    public, _ = session.generate_keypair(
+        KeyType.RSA, 2048, label="rsa-kek", store=False, public_template={Attribute.WRAP: True}
+    )
+    target = make_aes(session, "locked", template=LOCKED)
+    with pytest.raises(ckr.KeyUnextractable):
+        public.wrap_key(target, mechanism=Mechanism.RSA_PKCS_OAEP)
+
+
+def test_unwrapped_copy_cannot_be_made_readable(lab):
+    """Unwrap-then-rewrap: a key unwrapped as sensitive/non-extractable stays locked, and
+    the blob of an extractable key gives back only what its owner could export anyway."""
+    session = lab.login("alice")
+    kek = make_aes(session, "kek", template={Attribute.WRAP: True, Attribute.UNWRAP: True})
+    data = make_aes(session, "data", template={Attribute.EXTRACTABLE: True})  # sensitive
+    blob = kek.wrap_key(data, mechanism=Mechanism.AES_KEY_WRAP_PAD)
+    locked = kek.unwrap_key(
+        ObjectClass.SECRET_KEY,
+        KeyType.AES,
+        blob,
+        label="copy",
+        store=True,
+        mechanism=Mechanism.AES_KEY_WRAP_PAD,
+        template={**LOCKED, Attribute.SENSITIVE: True},
+    )
+    with pytest.raises(ckr.AttributeSensitive):
+        locked[Attribute.VALUE]
+    with pytest.raises(ckr.KeyUnextractable):
+        kek.wrap_key(locked, mechanism=Mechanism.AES_KEY_WRAP_PAD)
+
+
+def test_cli_key_wrap_of_a_locked_key_is_refused(lab, tmp_path):
+    """CloudHSM CLI `key wrap`: the same rule as C_WrapKey, and no blob is written."""
+    session = lab.login("alice")
+    make_aes(session, "locked", template=LOCKED)
+    make_aes(session, "kek", template={Attribute.WRAP: True})
+    cli = lab.client.cli
+    cli.run("login --username alice --role crypto-user", password=PASSWORDS["alice"])
+    out = tmp_path / "blob"
+    result = cli.run(
+        "key wrap aes-no-pad --payload-filter attr.label=locked --wrapping-filter "
+        f"attr.label=kek --path {out}"
+    )
+    cli.run("logout")
+    assert result.error_code == 1 and "extractable" in str(result.data).lower()
+    assert not out.exists()

@@ -80,15 +80,27 @@ def _paired_rates(
     return n / t_raw, n / t_client
 
 
-def _operations(session: Any, keys: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+def _operations(
+    session: Any, keys: dict[str, Any], hsm_makes_iv: bool
+) -> dict[str, Callable[[], Any]]:
+    """The measured operations. AES-GCM encrypts with a fresh IV each time, as applications
+    must: raw SoftHSM is given one (``os.urandom``); the cluster, like CloudHSM, writes the
+    IV its HSM generated into a writable buffer (``hsm_makes_iv``)."""
     data = os.urandom(1024)
-    iv = os.urandom(12)
     digest = hashlib.sha256(b"benchmark").digest()
     aes, rsa, ec = keys["aes"], keys["rsa"], keys["ec"]
-    gcm = GCMParams(iv)
+    if hsm_makes_iv:
+
+        def gcm_params() -> GCMParams:
+            return GCMParams(bytearray(12))
+    else:
+
+        def gcm_params() -> GCMParams:
+            return GCMParams(os.urandom(12))
+
     return {
         "aes_gcm_1k_encrypt": lambda: aes.encrypt(
-            data, mechanism=Mechanism.AES_GCM, mechanism_param=gcm
+            data, mechanism=Mechanism.AES_GCM, mechanism_param=gcm_params()
         ),
         "rsa2048_sign": lambda: rsa.sign(digest, mechanism=Mechanism.SHA256_RSA_PKCS),
         "ec_p256_sign": lambda: ec.sign(digest, mechanism=Mechanism.ECDSA),
@@ -125,8 +137,8 @@ def measure_ratios(ws: Any, seconds: float, rounds: int) -> dict[str, Any]:
     """ops/s through the client layer and raw python-pkcs11, and their ratio, per operation."""
     cluster, cl, session = _connected(ws, 2)
     raw = firmware_session(cl.tokens, cluster.hsms[0].token_label)
-    raw_ops = _operations(raw, _make_keys(raw))
-    client_ops = _operations(session, _make_keys(session))
+    raw_ops = _operations(raw, _make_keys(raw), hsm_makes_iv=False)
+    client_ops = _operations(session, _make_keys(session), hsm_makes_iv=True)
     result: dict[str, Any] = {"ratios": {}, "ops_per_second": {}}
     for name in raw_ops:
         runs = sorted(

@@ -32,6 +32,7 @@ from labsupport.client.errors import (
     NotSupportedByCloudHsm,
     SessionKeyLost,
 )
+from labsupport.client.gcmiv import AES_GCM, hsm_generated_iv
 from labsupport.client.keys import (
     KeyClass,
     KeyRecord,
@@ -472,11 +473,18 @@ class ClusterKey:
 
 class _Encrypt(types.EncryptMixin):
     def encrypt(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
-        """Encrypt on the next HSM that holds the key (python-pkcs11 ``encrypt``)."""
+        """Encrypt on the next HSM that holds the key (python-pkcs11 ``encrypt``).
+
+        AES-GCM as on CloudHSM: the HSM generates the IV and writes it into
+        ``mechanism_param.nonce``, which must be a writable ``bytearray(12)``
+        (:mod:`labsupport.client.gcmiv`).
+        """
         mechanism = kwargs.get("mechanism")
         if mechanism is not None and mechanism is not self._enc_ok:
             mechanisms.require(mechanism, mechanisms.ENCRYPT, "encrypt")
             self._enc_ok = mechanism  # the same mechanism next time: no set lookup
+        if mechanism == AES_GCM:
+            kwargs["mechanism_param"] = hsm_generated_iv(kwargs.get("mechanism_param"))
         try:
             return self._route("encrypt").encrypt(data, *args, **kwargs)
         except FAILOVER_ERRORS:

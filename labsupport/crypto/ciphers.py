@@ -7,9 +7,11 @@ HSM *ignores* the IV in the request, generates a fresh 12-byte IV itself and wri
 back into the ``pIv`` buffer of the ``CK_GCM_PARAMS`` you passed; you store it with the
 ciphertext and pass it back to decrypt. SoftHSM (like most HSMs) instead uses whatever IV
 the caller passes — the same IV twice gives the same ciphertext. :func:`aes_gcm_encrypt`
-emulates CloudHSM on any token: it asks the token's RNG (``C_GenerateRandom``) for the IV,
-encrypts with it, and returns it *with* the ciphertext (:class:`GcmCiphertext`); the caller
-cannot choose it.
+works the CloudHSM way on any token: it passes a writable IV buffer filled from the token's
+RNG (``C_GenerateRandom``); SoftHSM encrypts with that IV, while CloudHSM — and the lab's
+cluster, see :mod:`labsupport.client.gcmiv` — overwrites the buffer with the IV the HSM
+generated. Either way the IV in the buffer after the call is returned *with* the ciphertext
+(:class:`GcmCiphertext`); the caller cannot choose it.
 
 RSA-OAEP. :func:`rsa_oaep_encrypt` / :func:`rsa_oaep_decrypt` use SHA-256 when the token
 has it and SHA-1 otherwise; :mod:`labsupport.crypto.oaep` asks the token which (SoftHSM
@@ -99,10 +101,12 @@ def aes_gcm_encrypt(key: pkcs11.SecretKey, plaintext: bytes, aad: bytes = b"") -
     """
     require_key_type(key, [KeyType.AES], "AES-GCM", ObjectClass.SECRET_KEY)
     require_capability(key, Attribute.ENCRYPT, "encrypt")
-    iv = hsm_random(key.session, GCM_IV_BYTES)
+    # A writable buffer: CloudHSM (and the lab's cluster) write the HSM's IV into it; a
+    # token that takes the caller's IV (SoftHSM) uses these random bytes from its RNG.
+    iv = bytearray(hsm_random(key.session, GCM_IV_BYTES))
     params = GCMParams(iv, aad or None, GCM_TAG_BITS)
     ciphertext = key.encrypt(plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=params)
-    return GcmCiphertext(iv, ciphertext, aad, GCM_TAG_BITS)
+    return GcmCiphertext(bytes(iv), ciphertext, aad, GCM_TAG_BITS)
 
 
 def aes_gcm_decrypt(

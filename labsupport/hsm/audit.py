@@ -225,20 +225,23 @@ def emit(
     folder = group_dir(workspace, cluster_id)
     status = "0:HSM Return: SUCCESS" if response == "SUCCESS" else f"1:HSM Error: {response}"
     with _locked(folder):
+        # One small JSON file per group holds the session handles and every stream's
+        # counters, so an event costs one read, one append per HSM and one write — a
+        # login (which emits CN_LOGIN) stays cheap.
         group_path = folder / "group.json"
         group = _read_json(group_path, {})
         now = _lab_now(workspace, owner)
         if not group:
             group = {"created": int(now * 1000), "owner": owner, "region": region, "sessions": {}}
         sessions = group.setdefault("sessions", {})
+        counters = group.setdefault("streams", {})
         if login and user is not None:
             sessions[user] = 0x2000000 | secrets.randbits(20)
         handle = sessions.get(actor or user or "", 0)
-        group_path.write_text(json.dumps(group))
         written = 0
         for hsm_id in hsms:
-            meta_path = folder / f"{hsm_id}.meta.json"
-            meta = _read_json(meta_path, {})
+            # Workspaces made before counters moved into group.json kept a meta file.
+            meta = counters.get(hsm_id) or _read_json(folder / f"{hsm_id}.meta.json", {})
             if not meta:
                 meta = {"created": int(now * 1000), "seq": 0, "reboot": 1 + secrets.randbelow(200)}
             message = _format(
@@ -249,8 +252,9 @@ def emit(
                 fh.write("\n")
             meta["seq"] += 1
             meta["last"] = int(now * 1000)
-            meta_path.write_text(json.dumps(meta))
+            counters[hsm_id] = meta
             written += 1
+        group_path.write_text(json.dumps(group))
     return written
 
 
@@ -272,6 +276,7 @@ def groups(workspace: Workspace) -> list[dict[str, Any]]:
     for folder in sorted(root.iterdir()):
         meta = _read_json(folder / "group.json", {})
         if meta:
+            meta.pop("streams", None)
             out.append({"cluster_id": folder.name, **meta})
     return out
 
@@ -279,10 +284,13 @@ def groups(workspace: Workspace) -> list[dict[str, Any]]:
 def streams(workspace: Workspace, cluster_id: str) -> list[dict[str, Any]]:
     """The streams of one group: ``{"name", "created", "last", "events", "bytes"}``."""
     folder = group_dir(workspace, cluster_id)
+    counters = {  # older workspaces: one meta file per stream
+        path.name[: -len(".meta.json")]: _read_json(path, {}) for path in folder.glob("*.meta.json")
+    }
+    counters.update(_read_json(folder / "group.json", {}).get("streams", {}))
     out = []
-    for meta_path in sorted(folder.glob("*.meta.json")):
-        meta = _read_json(meta_path, {})
-        name = meta_path.name[: -len(".meta.json")]
+    for name in sorted(counters):
+        meta = counters[name]
         data = folder / f"{name}.jsonl"
         out.append(
             {
