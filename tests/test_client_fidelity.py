@@ -404,3 +404,14 @@ def test_gcm_helper_returns_the_hsm_iv_on_cluster_and_bare_token(lab, workspace)
         sealed = aes_gcm_encrypt(key, b"data", aad=b"a")
         assert len(sealed.iv) == 12 and sealed.iv != bytes(12)
         assert aes_gcm_decrypt(key, sealed) == b"data"
+
+
+def test_the_library_has_one_slot_for_the_whole_cluster(lab):
+    """CloudHSM's PKCS#11 library shows one slot (the cluster), not one per HSM; python-pkcs11's
+    test_get_slots / test_get_tokens expect SoftHSM's two (a token and the free slot)."""
+    lib = lab.client.lib
+    slots = lib.get_slots()
+    assert len(slots) == 1 and slots == lib.get_slots(token_present=True)
+    tokens = list(lib.get_tokens())
+    assert len(tokens) == 1 and tokens[0].label == lab.client.token.label
+    assert len(lab.cluster.hsms) == 2  # two HSMs behind that one slot
