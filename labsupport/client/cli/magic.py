@@ -60,7 +60,8 @@ def _ask(prompt: str) -> str:
 
 
 def _notebook_client(workspace: Any, cluster_id: str | None) -> Any:
-    """The Client the notebook connected (``client = chsm.connect(...)``) to this cluster."""
+    """The Client the notebook connected (``client = chsm.connect(...)``, or whose
+    ``client.cli`` it holds) to this cluster."""
     from IPython import get_ipython
 
     from labsupport.client.client import Client
@@ -70,6 +71,8 @@ def _notebook_client(workspace: Any, cluster_id: str | None) -> Any:
         return None
     found = None
     for value in list(shell.user_ns.values()):
+        if isinstance(value, CloudHsmCli):  # `cli = client.cli`: the same CLI session
+            value = value.client
         if (
             isinstance(value, Client)
             and value.workspace.root == workspace.root

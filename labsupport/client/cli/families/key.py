@@ -275,9 +275,18 @@ def _quorum(manage: int | None, use: int | None, shared: list[str]) -> None:
                 f"no more than the users associated with the key (owner + shared = {users}).",
                 "Share the key with more crypto users (--share-crypto-users) or lower the value.",
             )
+        # Refused: on CloudHSM a key with a non-zero quorum value needs that many approvals
+        # (quorum tokens signed by the key's owner and shared users, each with a registered
+        # token-sign key) for every management (share, unshare, delete, set-attribute, wrap)
+        # or usage operation; the lab's key records carry no per-key quorum, so it would be
+        # a value nothing enforces.
         raise LabError(
-            "Key quorum values are not simulated yet (quorum comes with lesson 06).",
-            f"Generate the key without --{flag}-key-quorum-value.",
+            f"--{flag}-key-quorum-value {value}: the lab does not simulate key quorum. On "
+            "CloudHSM each key-" + ("management" if flag == "manage" else "usage") + " "
+            f"operation on this key would then need {value} approvals: a quorum token signed "
+            "by the key's owner and shared crypto users who registered token-sign keys.",
+            f"Generate the key without --{flag}-key-quorum-value (0, the default: no key "
+            "quorum); lesson 06 shows quorum for admin operations.",
         )
 
 

@@ -44,10 +44,12 @@ def _audit(cli: Any, opcode: str) -> None:
     modelled="approval_data is lab data (version, time, nonce, user, service), not AWS's layout",
 )
 def token_generate(cli: Any, args: Args) -> dict[str, str]:
-    """One active token per user and service; it expires after 600 s on the lab clock."""
+    """One active token per user and service; it expires after 600 s on the lab clock.
+
+    Answers ``{"filepath": …}`` (the path as given), as AWS documents."""
     path = _quorum(cli).generate(cli.user.username, args.service, args.token)
     _audit(cli, "CN_GET_TOKEN")
-    return {"path": str(path)}
+    return {"filepath": str(path)}  # AWS's field name (cloudhsm_cli-qm-token-gen)
 
 
 @command("quorum token-sign list", "List quorum tokens", Need.ANY_USER)
