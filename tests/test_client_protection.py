@@ -20,7 +20,7 @@ from labsupport.client import KeyNotExtractable, KeyPermissionError
 from labsupport.client.inspector import HsmObject, inspect_hsm
 from labsupport.client.mechanisms import MechanismNotSupported
 from labsupport.crypto import export_private_key
-from labsupport.hsm.tokens import HsmTokenSealed, firmware_pin_fd, token_store
+from labsupport.hsm.tokens import HsmTokenSealed, TokenPurpose, firmware_pin_fd, token_store
 
 _FIXTURES = (lab,)  # pytest fixtures used as test arguments
 
@@ -179,6 +179,21 @@ def test_hsm_token_object_is_sealed(lab):
     lab.login("alice")  # the client layer is logged in to every HSM token now
     with pytest.raises(HsmTokenSealed):
         token_store(lab.workspace).token(lab.cluster.hsms[0].token_label)
+
+
+def test_hsm_tokens_come_and_go_only_with_their_hsm(lab):
+    """lab.tokens.delete(<HSM>) pulled an HSM's storage out from under the cluster, and
+    lab.tokens.create(<hsm-…>) could plant a token posing as an HSM with a known PIN."""
+    store = token_store(lab.workspace)
+    label = lab.cluster.hsms[0].token_label
+    with pytest.raises(HsmTokenSealed, match="DeleteHsm"):
+        store.delete(label)
+    assert label in store.records()  # nothing was removed
+    with pytest.raises(HsmTokenSealed, match="CreateHsm"):
+        store.create("hsm-abcdefghijk", owner="test", user_pin="1234")
+    with pytest.raises(HsmTokenSealed):
+        store.create("practice", owner="test", purpose=TokenPurpose.HSM)
+    assert "hsm-abcdefghijk" not in store.records() and "practice" not in store.records()
 
 
 def test_token_records_carry_no_pin(lab):

@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from labsupport.client import resolver
 from labsupport.client.endpoints import ClusterView, HsmEndpoint, HsmState
-from labsupport.hsm.tokens import TokenPurpose, token_store
+from labsupport.hsm.tokens import firmware_create, firmware_delete, token_store
 from labsupport.workspace.home import Workspace
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -93,9 +93,7 @@ class LocalCluster:
         """Create a token and add it to the cluster as a new ACTIVE HSM."""
         az = availability_zone or f"us-east-1{'abc'[len(self.hsms) % 3]}"
         endpoint = self._endpoint(az)
-        token_store(self.workspace).create(
-            endpoint.token_label, self.owner, purpose=TokenPurpose.HSM
-        )
+        firmware_create(token_store(self.workspace), endpoint.token_label, self.owner)
         resolver.update_local_cluster(self.workspace, self.cluster_id, add=endpoint)
         self.hsms.append(endpoint)
         return endpoint
@@ -106,7 +104,7 @@ class LocalCluster:
         endpoint = next(h for h in self.hsms if h.hsm_id == hsm_id)
         self.hsms.remove(endpoint)
         if delete_token:
-            token_store(self.workspace).delete(endpoint.token_label)
+            firmware_delete(token_store(self.workspace), endpoint.token_label)
 
     def set_state(self, hsm_id: str, state: HsmState | str) -> None:
         """Set an HSM's state (e.g. DEGRADED, then ACTIVE again)."""

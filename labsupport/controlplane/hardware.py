@@ -29,7 +29,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.controlplane import pki
 from labsupport.crypto.x509 import TokenECPrivateKey, TokenRSAPrivateKey, public_key_from_token
-from labsupport.hsm.tokens import TokenPurpose, firmware_session, token_store
+from labsupport.hsm.tokens import firmware_create, firmware_delete, firmware_session, token_store
 from labsupport.workspace.home import Workspace
 
 HARDWARE_KEY_LABEL = "hsm-hardware-identity"
@@ -88,7 +88,7 @@ def provision_hsm(
     """Create the token of a new HSM and its identity keys and certificates."""
     roots = pki.simulated_roots(workspace)
     store = token_store(workspace)
-    store.create(token_label, owner=owner, purpose=TokenPurpose.HSM)
+    firmware_create(store, token_label, owner)
     serial = new_serial()
     with firmware_session(store, token_label, rw=True) as session:
         hw_pub, hw_priv = _generate_hardware_key(session)
@@ -124,4 +124,4 @@ def provision_hsm(
 
 def decommission_hsm(workspace: Workspace, token_label: str) -> None:
     """Delete the token of a deleted HSM (no error if it is already gone)."""
-    token_store(workspace).delete(token_label)
+    firmware_delete(token_store(workspace), token_label)

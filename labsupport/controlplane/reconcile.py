@@ -29,7 +29,7 @@ from typing import Any
 
 from labsupport.controlplane.records import STATE_NAME, has_intents, state_file
 from labsupport.controlplane.states import ClusterState
-from labsupport.hsm.tokens import TokenPurpose, TokenStore
+from labsupport.hsm.tokens import TokenPurpose, TokenStore, firmware_delete
 from labsupport.workspace.home import Workspace
 from labsupport.workspace.statefile import StateFile
 
@@ -128,7 +128,7 @@ def _reconcile_locked(workspace: Workspace, state: StateFile, repairs: Repairs) 
         cluster = data["clusters"][cid]
         if cluster.get("intent") == "purge":
             for hsm in cluster["hsms"].values():
-                store.delete(hsm["token"])
+                firmware_delete(store, hsm["token"])
             del data["clusters"][cid]
             repairs.purged_clusters.append(cid)
             changed = True
@@ -137,10 +137,10 @@ def _reconcile_locked(workspace: Workspace, state: StateFile, repairs: Repairs) 
             hsm = cluster["hsms"][hid]
             intent = hsm.get("intent")
             if intent == "create":
-                store.delete(hsm["token"])
+                firmware_delete(store, hsm["token"])
                 repairs.rolled_back_creates.append(hid)
             elif intent == "delete":
-                store.delete(hsm["token"])
+                firmware_delete(store, hsm["token"])
                 repairs.finished_deletes.append(hid)
             elif hsm["token"] not in tokens:
                 repairs.zombie_hsms.append(hid)
@@ -156,7 +156,7 @@ def _reconcile_locked(workspace: Workspace, state: StateFile, repairs: Repairs) 
     live = {h["token"] for c in data["clusters"].values() for h in c["hsms"].values()}
     for label, rec in store.records().items():
         if rec.purpose is TokenPurpose.HSM and label not in live:
-            store.delete(label)
+            firmware_delete(store, label)
             repairs.orphan_tokens.append(label)
     if changed:
         state.replace(data)

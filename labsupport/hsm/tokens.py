@@ -304,7 +304,17 @@ class TokenStore:
         makes a random internal PIN (simulated HSMs, whose PINs learners never see).
         If a token with that label exists it is deleted first, so a lesson can always
         start from a clean token. Crash-safe: see the module docstring.
+
+        Tokens that play a cluster's HSM are made by the control plane only
+        (:func:`firmware_create`); asking for one here raises :class:`HsmTokenSealed`.
         """
+        if TokenPurpose(purpose) is TokenPurpose.HSM or is_hsm_token(str(label)):
+            raise _sealed_lifecycle(str(label), "create")
+        return self._create(label, owner, user_pin, TokenPurpose(purpose))
+
+    def _create(
+        self, label: str, owner: str, user_pin: str | None, purpose: TokenPurpose
+    ) -> TokenRecord:
         _check_label(label)
         if user_pin is not None:
             _check_pin(user_pin)
@@ -336,7 +346,20 @@ class TokenStore:
         return rec
 
     def delete(self, label: str) -> None:
-        """Delete token ``label`` and forget it (no error if it is already gone)."""
+        """Delete token ``label`` and forget it (no error if it is already gone).
+
+        A token that plays a cluster's HSM is removed by the control plane only (DeleteHsm,
+        :func:`firmware_delete`); asking for it here raises :class:`HsmTokenSealed`.
+        """
+        if is_hsm_token(str(label)) or self._plays_hsm(label):
+            raise _sealed_lifecycle(str(label), "delete")
+        self._delete(label)
+
+    def _plays_hsm(self, label: str) -> bool:
+        rec = self._all().get(label)
+        return rec is not None and rec.plays_hsm
+
+    def _delete(self, label: str) -> None:
         with self._state.locked():
             self._repair_dead_intents()
             self._delete_locked(label)
@@ -641,6 +664,28 @@ def _sealed(label: str) -> HsmTokenSealed:
         f"Look at it read-only with lab.inspect_hsm({label!r}), and use keys through "
         "the cluster client: chsm.connect().login('user:password').",
     )
+
+
+def _sealed_lifecycle(label: str, verb: str) -> HsmTokenSealed:
+    return HsmTokenSealed(
+        f"Token {label} plays an HSM of a cluster (or is named like one); the lab does "
+        f"not {verb} it on request: on AWS an HSM's storage comes and goes only with the "
+        "HSM itself (CreateHsm / DeleteHsm).",
+        "Add or remove the HSM through the control plane: cloudhsm.create_hsm(...) or "
+        "cloudhsm.delete_hsm(...); for a practice token choose a label not starting with 'hsm-'.",
+    )
+
+
+def firmware_create(store: TokenStore, label: str, owner: str) -> TokenRecord:
+    """Initialise the SoftHSM token that plays HSM ``label`` — for the control plane's
+    CreateHsm (and the client layer's local clusters) only; its PINs stay internal."""
+    return store._create(label, owner, None, TokenPurpose.HSM)
+
+
+def firmware_delete(store: TokenStore, label: str) -> None:
+    """Remove the token that plays HSM ``label`` (no error if gone) — for DeleteHsm and
+    the control plane's reconcile only."""
+    store._delete(label)
 
 
 def firmware_session(store: TokenStore, label: str, rw: bool = True) -> pkcs11.Session:
