@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pkcs11
-from pkcs11 import Attribute, KeyType, Mechanism
+from pkcs11 import KeyType, Mechanism
 
-from labsupport.client.cli.families.key import select_one
+from labsupport.client.cli.families.key import require_true, require_type, select_one
 from labsupport.client.cli.grammar import REGISTRY, Args, Flag, Kind, Need, command
 from labsupport.crypto.hashes import HashAlg
 from labsupport.errors import LabError
@@ -111,29 +111,16 @@ def _plan(args: Args, scheme: str, key: Any) -> tuple[bytes, Mechanism, Any]:
 KEY_TYPES = {"rsa-pkcs": KeyType.RSA, "rsa-pkcs-pss": KeyType.RSA, "ecdsa": KeyType.EC}
 
 
-def _check_key(key: Any, capability: Attribute, word: str, scheme: str) -> None:
-    wanted = KEY_TYPES[scheme]
-    if key[Attribute.KEY_TYPE] != wanted:
-        # Checked before the HSM is called: CloudHSM answers CKR_KEY_TYPE_INCONSISTENT,
-        # while SoftHSM 2.6 crashes (SIGSEGV) on RSA-PSS with an EC key.
-        raise LabError(
-            f"Key {key.reference} is not an {wanted.name} key, so the HSM refuses {scheme} "
-            "with it (CKR_KEY_TYPE_INCONSISTENT).",
-            f"Pick an {wanted.name} key in --key-filter (attr.key-type={wanted.name.lower()}).",
-        )
-    if not key[capability]:
-        raise LabError(
-            f"Key {key.reference} has {word}=false (AWS's default for keys the CLI generates), "
-            f"so the HSM refuses to {word} with it.",
-            f"key set-attribute --filter key-reference={key.reference} --name {word} --value true",
-        )
+def _check_key(key: Any, word: str, scheme: str) -> None:
+    require_type(key, KEY_TYPES[scheme], f"{scheme} signatures")
+    require_true(key, word)
 
 
 def _sign(cli: Any, args: Args, scheme: str) -> dict[str, str]:
     if args.approval is not None:
         raise LabError("Key quorum is not enabled for this key.", "Drop --approval.")
     key = select_one(cli, [*args.key_filter, "attr.class=private-key"], "private key")
-    _check_key(key, Attribute.SIGN, "sign", scheme)
+    _check_key(key, "sign", scheme)
     data, mechanism, param = _plan(args, scheme, key)
     signature = key.sign(data, mechanism=mechanism, mechanism_param=param)
     return {"key-reference": key.reference, "signature": base64.b64encode(signature).decode()}
@@ -141,7 +128,7 @@ def _sign(cli: Any, args: Args, scheme: str) -> dict[str, str]:
 
 def _verify(cli: Any, args: Args, scheme: str) -> str:
     key = select_one(cli, [*args.key_filter, "attr.class=public-key"], "public key")
-    _check_key(key, Attribute.VERIFY, "verify", scheme)
+    _check_key(key, "verify", scheme)
     signature = _one_of(args, "signature", "signature_path", "signature")
     data, mechanism, param = _plan(args, scheme, key)
     try:

@@ -139,6 +139,30 @@ def select_one(cli: Any, filters: list[str] | None, what: str = "key") -> Any:
     return keys[0]
 
 
+def require_true(key: Any, name: str) -> None:
+    """Refuse when the key's usage attribute ``name`` (wrap, unwrap, sign, verify) is false,
+    as the HSM does; AWS's defaults leave most of them false."""
+    if not key[lookup(name).attribute]:
+        raise LabError(
+            f"Key {key.reference} has {name}=false (AWS's default for keys the CLI generates), "
+            f"so the HSM refuses to {name} with it.",
+            f"key set-attribute --filter key-reference={key.reference} --name {name} --value "
+            f"true (or create the key with --attributes {name}=true).",
+        )
+
+
+def require_type(key: Any, wanted: KeyType, mechanism: str) -> None:
+    """Refuse a key of another type before the HSM is called: CloudHSM answers
+    CKR_KEY_TYPE_INCONSISTENT, while SoftHSM 2.6 can crash on a mismatch (RSA-PSS with an
+    EC key dies with SIGSEGV)."""
+    if key[Attribute.KEY_TYPE] != wanted:
+        raise LabError(
+            f"Key {key.reference} is not an {wanted.name} key, so the HSM refuses {mechanism} "
+            "with it (CKR_KEY_TYPE_INCONSISTENT).",
+            f"Pick an {wanted.name} key (attr.key-type={wanted.name.lower()}).",
+        )
+
+
 def describe(key: Any, partner: Any = None) -> dict[str, Any]:
     """``{"key-reference", "key-info", "attributes"}`` — the CLI's verbose shape of a key."""
     shown = backend.key_info(key)

@@ -37,7 +37,15 @@ import pkcs11
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 
 from labsupport.client.cli.attributes import check_label, creation_template
-from labsupport.client.cli.families.key import QUORUM_FLAGS, SHARE, _quorum, _share, describe
+from labsupport.client.cli.families.key import (
+    QUORUM_FLAGS,
+    SHARE,
+    _quorum,
+    _share,
+    describe,
+    require_true,
+    require_type,
+)
 from labsupport.client.cli.families.key import select_one as _select_one
 from labsupport.client.cli.grammar import REGISTRY, Args, Flag, Kind, Need, command
 from labsupport.client.keys import KeyClass
@@ -116,29 +124,11 @@ def _softhsm_oaep(exc: Exception, args: Args) -> LabError:
 # -- wrap -------------------------------------------------------------------------------------
 
 
-def _check_type(key: Any, scheme: Scheme, what: str) -> None:
-    """The (un)wrapping key must fit the mechanism; checked before the HSM is called
-    (CloudHSM answers CKR_KEY_TYPE_INCONSISTENT; SoftHSM 2.6 can crash on a mismatch)."""
-    wanted = scheme.key_type
-    if key[Attribute.KEY_TYPE] != wanted:
-        raise LabError(
-            f"{what.capitalize()} {key.reference} is not an {wanted.name} key, so the HSM "
-            f"refuses {scheme.value} with it (CKR_KEY_TYPE_INCONSISTENT).",
-            f"Pick an {wanted.name} key (attr.key-type={wanted.name.lower()}).",
-        )
-
-
 def _wrap_keys(cli: Any, args: Args, scheme: Scheme) -> tuple[Any, Any]:
     payload = _select_one(cli, args.payload_filter, "payload key")
     wrapping = _select_one(cli, args.wrapping_filter, "wrapping key")
-    if not wrapping[Attribute.WRAP]:
-        raise LabError(
-            f"Wrapping key {wrapping.reference} has wrap=false (AWS's default for keys the CLI "
-            "generates), so the HSM refuses to wrap with it.",
-            f"key set-attribute --filter key-reference={wrapping.reference} --name wrap "
-            "--value true (or generate it with --attributes wrap=true).",
-        )
-    _check_type(wrapping, scheme, "wrapping key")
+    require_true(wrapping, "wrap")
+    require_type(wrapping, scheme.key_type, f"key wrap {scheme.value}")
     if args.payload_approval is not None or args.wrapping_approval is not None:
         raise LabError("Key quorum is not enabled for these keys.", "Drop the --*-approval flags.")
     return payload, wrapping
@@ -311,14 +301,8 @@ def _unwrap_input(cli: Any, args: Args, scheme: Scheme) -> tuple[Any, bytes, tup
     check_label(args.label)
     _quorum(args.manage_key_quorum_value, args.use_key_quorum_value, args.share_crypto_users or [])
     unwrapping = _select_one(cli, args.filter, "unwrapping key")
-    if not unwrapping[Attribute.UNWRAP]:
-        raise LabError(
-            f"Unwrapping key {unwrapping.reference} has unwrap=false (AWS's default for keys "
-            "the CLI generates).",
-            f"key set-attribute --filter key-reference={unwrapping.reference} --name unwrap "
-            "--value true",
-        )
-    _check_type(unwrapping, scheme, "unwrapping key")
+    require_true(unwrapping, "unwrap")
+    require_type(unwrapping, scheme.key_type, f"key unwrap {scheme.value}")
     spec = KEY_TYPE_CLASSES[args.key_type_class]
     template = creation_template(spec[2], spec[3], args.attributes, not args.session)
     template[Attribute.LABEL] = args.label
