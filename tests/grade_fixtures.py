@@ -126,11 +126,16 @@ def spawns_sleepers(tag: str) -> nbformat.NotebookNode:
     return with_first_code(solution(), code)
 
 
-def loops_forever() -> nbformat.NotebookNode:
-    """Right answers in the first graded cell, then an endless loop in the second."""
+def loops_forever(busy: bool = True) -> nbformat.NotebookNode:
+    """Right answers in the first graded cell, then an endless loop in the second.
+
+    ``busy``: the loop spins on the CPU (``while True: pass``); otherwise it sleeps in
+    short steps, which the grader must stop the same way (a cell over the time limit).
+    """
     nb = solution()
     g = _graded(nb)
-    g[1].source = "while True:\n    pass\n" + g[1].source
+    loop = "while True:\n    pass\n" if busy else "import time\nwhile True:\n    time.sleep(0.05)\n"
+    g[1].source = loop + g[1].source
     return nb
 
 
