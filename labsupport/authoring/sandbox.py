@@ -265,6 +265,11 @@ def clean_env(scratch: Path, run_id: str) -> dict[str, str]:
             "PYTHONNOUSERSITE": "1",
             "MPLBACKEND": "Agg",
             "CLOUDHSM_LAB_GRADING": "1",
+            # Nobody watches a graded run: the control plane's simulated waits (seconds per
+            # cluster or HSM, there only to show learners that AWS takes minutes) are due at
+            # once, and a class is graded that much sooner. States still pass through
+            # CREATE_IN_PROGRESS (see labsupport.controlplane.clock).
+            "CLOUDHSM_LAB_CLOCK": "fast",
             ENV_RUN: run_id,
         }
     )
