@@ -3,7 +3,6 @@ the quickstart and the benchmark."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -161,14 +160,6 @@ def test_quickstart_initialized_cluster(workspace: Any, monkeypatch: Any, tmp_pa
     assert [c.cluster_id for c in list_clusters(workspace)] == [again.cluster_id]
     simulators.reset(workspace, "03")
     assert not ca_cert.exists()
-
-
-def test_benchmark_quick(workspace: Any) -> None:
-    from labsupport.bench import controlplane as bench
-
-    result = bench.run(quick=True)
-    assert result["cluster_setup_s"] > 0 and result["describe_clusters_per_s"] > 0
-    json.dumps(result)
 
 
 def test_draw_cluster(workspace: Any, cloudhsm: Any, ec2: Any) -> None:
