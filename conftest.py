@@ -104,3 +104,11 @@ def pytest_runtest_makereport(
             shown.append(f"--- {kind}\n{body}")
         report.sections.append(("actual cell outputs (nbval)", "\n".join(shown)))
     return report
+
+
+@pytest.fixture
+def notebook_clock(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The lab clock's speed for kernels a test starts itself, as nbval's get (see above)."""
+    speed = os.environ.get(ENV_CLOCK) or NOTEBOOK_CLOCK
+    monkeypatch.setenv(ENV_CLOCK, speed)
+    return speed

@@ -64,7 +64,7 @@ def test_exercise_has_no_solution_code(solution: Path) -> None:
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
-def test_unfilled_exercise_fails_every_graded_cell(solution: Path) -> None:
+def test_unfilled_exercise_fails_every_graded_cell(solution: Path, notebook_clock: str) -> None:
     exercise = nbformat.read(ROOT / "exercises" / solution.name, as_version=4)
     run_notebook(exercise, ROOT / "exercises", allow_errors=True)
     graded = [c for c in exercise.cells if is_graded(c)]
