@@ -16,7 +16,6 @@ not load boto3 and every layer first (about 0.2 s of CPU each time).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,29 +27,26 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 __all__ = ["LabError", "Workspace", "__version__", "aws", "check", "explain", "start_lesson"]
 
-#: public name -> (module, attribute in it, or None for the module itself)
-_LAZY: dict[str, tuple[str, str | None]] = {
-    "aws": ("labsupport.aws", None),
-    "LabError": ("labsupport.errors", "LabError"),
-    "check": ("labsupport.pedagogy", "check"),
-    "explain": ("labsupport.pedagogy", "explain"),
-    "start_lesson": ("labsupport.pedagogy", "start_lesson"),
-    "Workspace": ("labsupport.workspace", "Workspace"),
-}
-
 
 def __getattr__(name: str) -> Any:
     """Import a public name of the package when it is first used."""
-    try:
-        module, attribute = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'labsupport' has no attribute {name!r}") from None
-    value = importlib.import_module(module)
-    if attribute is not None:
-        value = getattr(value, attribute)
+    # ``import labsupport.x as value``, not ``from labsupport import x``: the latter asks this
+    # package for the attribute first, i.e. calls this function again.
+    if name == "aws":
+        import labsupport.aws as value
+    elif name == "LabError":
+        from labsupport.errors import LabError as value
+    elif name in ("check", "explain", "start_lesson"):
+        import labsupport.pedagogy as pedagogy
+
+        value = getattr(pedagogy, name)
+    elif name == "Workspace":
+        from labsupport.workspace import Workspace as value
+    else:
+        raise AttributeError(f"module 'labsupport' has no attribute {name!r}")
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(__all__))
