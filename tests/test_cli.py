@@ -52,3 +52,27 @@ def test_reset_command(workspace: Workspace) -> None:
 
 def test_unknown_command_fails() -> None:
     assert _run("frobnicate").returncode == 2
+
+
+def test_commands_are_listed_without_importing_them(workspace: Workspace) -> None:
+    """NAME and HELP read from each command's source are the module's own, and running one
+    command imports no other command (``env`` loads neither nbformat nor boto3)."""
+    import importlib
+
+    from labsupport.commands import commands
+
+    found = commands()
+    assert {"env", "grade", "reset", "doctor"} <= set(found)
+    for name, info in found.items():
+        module = importlib.import_module(info.module)
+        assert (module.NAME, module.HELP) == (name, info.help)
+    heavy = ("nbformat", "boto3", "labsupport.commands.grade", "labsupport.commands.bench")
+    code = (
+        "import sys\nfrom labsupport.commands import main\nmain(['env'])\n"
+        f"print('loaded:', [m for m in {heavy!r} if m in sys.modules])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "loaded: []"
