@@ -234,3 +234,65 @@ def test_kms_empty_plaintext_and_unknown_wrapping_algorithm(workspace: Workspace
             KeyId=external, WrappingAlgorithm="ROT13", WrappingKeySpec="RSA_2048"
         )
     assert info.value.response["Error"]["Code"] == "ValidationException"
+
+
+# --- client-side entry points: the PKCS#11 façade and lesson 05's BYOK helpers ---------------
+
+
+def test_session_refuses_bad_references_and_key_sizes(lab: Any) -> None:
+    from pkcs11 import KeyType
+    from pkcs11 import exceptions as ckr
+
+    session = lab.login("alice")
+    for reference in ("zzz", "", -1, 1 << 64, None, True, 1.5):
+        with pytest.raises(ckr.ArgumentsBad) as info:
+            session.key_by_reference(reference)
+        assert isinstance(info.value, LabError) and "key list" in info.value.fix
+    with pytest.raises(ckr.NoSuchKey):
+        session.key_by_reference("0x00000000000fffff")  # well-formed, not there
+    with pytest.raises(ckr.KeySizeRange, match="128, 192 or 256") as info:
+        session.generate_key(KeyType.AES, 9999)
+    assert "key_length=256" in info.value.fix
+    with pytest.raises(ckr.ArgumentsBad, match=r"pkcs11\.KeyType, not 9999"):
+        session.generate_key(9999)
+    key = session.generate_key(KeyType.AES, 192, label="ok")  # the valid sizes still work
+    assert session.key_by_reference(f"0x{key.ref:016x}").ref == key.ref
+
+
+def test_byok_helpers_refuse_what_they_cannot_use(workspace: Workspace) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from labsupport import aws, byok
+    from labsupport.crypto.hashes import HashAlg
+
+    public = byok.new_rsa_key().public_key()
+    aes = byok.new_aes_key()
+    cases: list[tuple[Any, str]] = [
+        (lambda: byok.wrap_for_import(b"garbage", aes, hash=HashAlg.SHA1), "not a PEM or DER"),
+        (lambda: byok.wrap_for_import(None, aes, hash=HashAlg.SHA1), "NoneType"),
+        (
+            lambda: byok.wrap_for_import(
+                ec.generate_private_key(ec.SECP256R1()).public_key(), aes, hash=HashAlg.SHA1
+            ),
+            "an RSA public key, not",
+        ),
+        (lambda: byok.wrap_for_import(public, b"garbage", hash=HashAlg.SHA1), "7 bytes"),
+        (lambda: byok.wrap_for_import(public, "garbage", hash=HashAlg.SHA1), "not key material"),
+        (lambda: byok.wrap_for_import(public, aes, hash="SHA256"), "'SHA256'"),
+        (lambda: byok.wrap_for_import(public, aes, hash=HashAlg.SHA1, scheme="zip"), "'zip'"),
+    ]
+    kms = aws.client("kms", workspace=workspace)
+    key_id = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    cases += [
+        (lambda: byok.get_import_parameters(kms, key_id, "ROT13"), "'ROT13'"),
+        (lambda: byok.get_import_parameters(kms, key_id, "RSAES_OAEP_SHA_1", "RSA_1"), "RSA_1"),
+        (lambda: byok.load_wrapping_key(None, b"\x30\x00"), "wrapping public key"),  # type: ignore[arg-type]
+    ]
+    for call, words in cases:
+        with pytest.raises(byok.ByokInputError, match=words) as info:
+            call()
+        assert info.value.fix, words  # each says what to pass instead
+    with pytest.raises(TypeError):  # still a TypeError for code that caught one
+        byok.wrap_for_import(public, 42, hash=HashAlg.SHA1)  # type: ignore[arg-type]
+    with pytest.raises(byok.ByokInputError, match="RSAES_OAEP_SHA_256"):
+        byok.get_import_parameters(kms, key_id, "ROT13")

@@ -52,6 +52,8 @@ from labsupport.byok.keystore import (
     custom_key_store_readiness,
 )
 from labsupport.byok.material import (
+    ByokInputError,
+    NotKeyMaterial,
     describe,
     new_aes_key,
     new_ec_key,
@@ -65,6 +67,7 @@ from labsupport.crypto.oaep import oaep_hashes as oaep_hashes_for
 
 __all__ = [
     "KMS_USER",
+    "ByokInputError",
     "ImportParameters",
     "ImportScheme",
     "Imported",
@@ -72,6 +75,7 @@ __all__ = [
     "KcvUnavailable",
     "KeyStoreReadiness",
     "KmsCopy",
+    "NotKeyMaterial",
     "Requirement",
     "RoundTrip",
     "UnwrapFailed",

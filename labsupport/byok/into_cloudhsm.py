@@ -51,7 +51,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from labsupport.byok.material import Material, describe, pkcs8_der, read_pem_file
+from labsupport.byok.material import (
+    ByokInputError,
+    Material,
+    NotKeyMaterial,
+    choice,
+    describe,
+    pkcs8_der,
+    read_pem_file,
+)
 from labsupport.crypto.checks import CryptoLabError, GcmAuthenticationFailed, require_capability
 from labsupport.crypto.ciphers import (
     GcmCiphertext,
@@ -97,7 +105,7 @@ def scheme_for(material: Material) -> ImportScheme:
     """The scheme to use: ``rsa-oaep`` for AES keys, ``rsa-aes`` for RSA/EC private keys."""
     if isinstance(material, bytes | bytearray):
         return ImportScheme.RSA_OAEP
-    describe(material)  # raises TypeError for anything that is not key material
+    describe(material)  # raises NotKeyMaterial (a TypeError) for anything else
     return ImportScheme.RSA_AES
 
 
@@ -148,11 +156,19 @@ def create_import_key(
     """
     spec = {2048: KeySpec.RSA_2048, 3072: KeySpec.RSA_3072}.get(bits)
     if spec is None:
-        raise ValueError(f"the import key is RSA-2048 or RSA-3072, not {bits} bits")
+        raise ByokInputError(
+            f"The import key is RSA-2048 or RSA-3072, not {bits!r} bits.", "Use bits=2048."
+        )
     return generate_key_pair(session, spec, label, usage=Usage.WRAP, extractable=False, token=token)
 
 
 # -- the key owner's side: wrap outside the HSM ---------------------------------------------
+
+
+_PUBLIC_KEY_FIX = (
+    "Pass the import key's public half: import_key.public (the token object), a "
+    "cryptography RSA public key, or its PEM/DER bytes."
+)
 
 
 def _rsa_public(public_key: Any) -> rsa.RSAPublicKey:
@@ -166,18 +182,28 @@ def _rsa_public(public_key: Any) -> rsa.RSAPublicKey:
             if bytes(public_key).lstrip().startswith(b"-----")
             else serialization.load_der_public_key
         )
-        key = loader(bytes(public_key))
+        try:
+            key = loader(bytes(public_key))
+        except ValueError:
+            raise ByokInputError(
+                f"These {len(public_key)} bytes are not a PEM or DER public key.", _PUBLIC_KEY_FIX
+            ) from None
     else:
-        raise TypeError("pass the import key's public key: PEM/DER bytes or a key object")
+        raise ByokInputError(
+            f"The import key is an RSA public key, not {type(public_key).__name__}.",
+            _PUBLIC_KEY_FIX,
+        )
     if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("the import key must be an RSA public key")
+        raise ByokInputError(
+            f"The import key must be an RSA public key, not {type(key).__name__}.",
+            _PUBLIC_KEY_FIX,
+        )
     return key
 
 
 def _target(material: Material) -> tuple[ObjectClass, KeyType, bytes]:
+    describe(material)  # refuses what is not key material, and AES keys of a wrong length
     if isinstance(material, bytes | bytearray):
-        if len(material) not in (16, 24, 32):
-            raise ValueError("AES key material is 16, 24 or 32 bytes")
         return ObjectClass.SECRET_KEY, KeyType.AES, bytes(material)
     key_type = KeyType.RSA if isinstance(material, rsa.RSAPrivateKey) else KeyType.EC
     return ObjectClass.PRIVATE_KEY, key_type, pkcs8_der(material)
@@ -199,16 +225,17 @@ def wrap_for_import(
     private keys).
     """
     rsa_key = _rsa_public(public_key)
-    scheme = scheme or scheme_for(material)
+    hash = choice(HashAlg, hash, "hash (ask the token: oaep_hashes_for(import_key.private)[0])")
+    scheme = scheme_for(material) if scheme is None else choice(ImportScheme, scheme, "scheme")
     object_class, key_type, data = _target(material)
     oaep = OaepScheme(hash)
     if scheme is ImportScheme.RSA_OAEP:
         limit = oaep.max_plaintext(rsa_key.key_size)
         if len(data) > limit:
-            raise ValueError(
+            raise ByokInputError(
                 f"{describe(material)} is {len(data)} bytes; RSA-OAEP with a "
-                f"{rsa_key.key_size}-bit key and {hash.name} carries at most {limit}. "
-                "Use ImportScheme.RSA_AES for private keys."
+                f"{rsa_key.key_size}-bit key and {hash.name} carries at most {limit}.",
+                "Use scheme=ImportScheme.RSA_AES (the default for private keys).",
             )
         blob = rsa_key.encrypt(data, oaep.padding())
     else:
@@ -307,6 +334,7 @@ def _unwrap_failed(wrapped: WrappedKey, exc: Exception) -> UnwrapFailed:
 
 
 def _plaintext_attributes(material: Material) -> tuple[ObjectClass, KeyType, dict]:
+    describe(material)  # refuses what is not key material, and AES keys of a wrong length
     if isinstance(material, bytes | bytearray):
         object_class, key_type, data = _target(material)
         return object_class, key_type, {Attribute.VALUE: data}
@@ -334,7 +362,7 @@ def _plaintext_attributes(material: Material) -> tuple[ObjectClass, KeyType, dic
             Attribute.VALUE: material.private_numbers().private_value.to_bytes(size, "big"),
         }
         return ObjectClass.PRIVATE_KEY, KeyType.EC, values
-    raise TypeError(f"not key material: {type(material).__name__}")
+    raise NotKeyMaterial(f"{type(material).__name__} is not key material.")
 
 
 def import_plaintext(

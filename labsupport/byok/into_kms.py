@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pkcs11 import Attribute, Mechanism
 
+from labsupport.byok.material import ByokInputError, choice
 from labsupport.crypto.checks import require_capability
 from labsupport.crypto.ciphers import GcmCiphertext, aes_gcm_decrypt
 from labsupport.crypto.hashes import HashAlg
@@ -98,7 +99,8 @@ def get_import_parameters(
     key_spec: WrappingKeySpec | str = WrappingKeySpec.RSA_2048,
 ) -> ImportParameters:
     """Call ``kms.get_parameters_for_import``; its answer as :class:`ImportParameters`."""
-    algorithm, key_spec = WrappingAlgorithm(algorithm), WrappingKeySpec(key_spec)
+    algorithm = choice(WrappingAlgorithm, algorithm, "KMS wrapping algorithm")
+    key_spec = choice(WrappingKeySpec, key_spec, "KMS wrapping key spec")
     answer = kms.get_parameters_for_import(
         KeyId=key_id, WrappingAlgorithm=algorithm.value, WrappingKeySpec=key_spec.value
     )
@@ -126,9 +128,13 @@ def load_wrapping_key(
     needs it on the same HSM as its temporary AES key); delete it when done.
     """
     der = parameters.public_key if isinstance(parameters, ImportParameters) else parameters
-    public = serialization.load_der_public_key(bytes(der))
+    fix = "Pass the ImportParameters from get_import_parameters (or its public_key bytes)."
+    try:
+        public = serialization.load_der_public_key(bytes(der))
+    except (ValueError, TypeError):
+        raise ByokInputError("This is not KMS's wrapping public key (DER).", fix) from None
     if not isinstance(public, rsa.RSAPublicKey):
-        raise ValueError("KMS's wrapping public key is an RSA key")
+        raise ByokInputError("KMS's wrapping public key is an RSA key; this one is not.", fix)
     return import_public_key(session, public, label, usage=Usage.WRAP, token=True)
 
 
@@ -145,9 +151,12 @@ def wrap_in_hsm(
     given to GetParametersForImport. ``key`` must be extractable and yours (only a key's
     owner may wrap it on CloudHSM).
     """
-    algorithm = WrappingAlgorithm(algorithm)
+    algorithm = choice(WrappingAlgorithm, algorithm, "KMS wrapping algorithm")
     if algorithm is WrappingAlgorithm.RSAES_PKCS1_V1_5:
-        raise ValueError("KMS refuses RSAES_PKCS1_V1_5; use an RSAES_OAEP or RSA_AES algorithm")
+        raise ByokInputError(
+            "KMS refuses RSAES_PKCS1_V1_5 (since 10 October 2023).",
+            "Use an RSAES_OAEP or RSA_AES algorithm (kms_algorithm_for(session) picks one).",
+        )
     require_capability(wrapping_key, Attribute.WRAP, "wrap other keys")
     require_oaep_hash(
         wrapping_key,
@@ -200,7 +209,11 @@ def copy_to_kms(
     expire then (``KEY_MATERIAL_EXPIRES``); None means ``KEY_MATERIAL_DOES_NOT_EXPIRE``.
     KMS's own errors (expired token, different material …) reach you unchanged.
     """
-    algorithm = WrappingAlgorithm(algorithm) if algorithm else kms_algorithm_for(key.session)
+    algorithm = (
+        choice(WrappingAlgorithm, algorithm, "KMS wrapping algorithm")
+        if algorithm
+        else kms_algorithm_for(key.session)
+    )
     parameters = get_import_parameters(kms, key_id, algorithm, key_spec)
     wrapping = load_wrapping_key(key.session, parameters)
     try:

@@ -16,32 +16,64 @@ What the HSM import steps expect:
 
 from __future__ import annotations
 
+import enum
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from labsupport.crypto.keygen import Curve
+from labsupport.errors import LabError
 
 #: A private key made outside the HSM (what :func:`new_rsa_key` / :func:`new_ec_key` return).
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 #: Key material the BYOK helpers accept: raw AES key bytes or a private key object.
 Material = bytes | PrivateKey
 
+_MATERIAL_FIX = (
+    "Pass AES key bytes (new_aes_key()) or a private key object (new_rsa_key(), "
+    "new_ec_key(), read_pem_file(path))."
+)
+
+
+class ByokInputError(LabError, ValueError):
+    """A BYOK helper got a value it cannot use; the message says what to pass instead.
+
+    Also a :class:`ValueError`, so code that caught the plain ``ValueError`` still does.
+    """
+
+
+class NotKeyMaterial(ByokInputError, TypeError):
+    """Something that is not key material (AES bytes or an RSA/EC private key) was passed."""
+
+
+def choice(kind: type[enum.Enum], value: object, what: str) -> Any:
+    """``kind(value)``, or a :class:`ByokInputError` listing the values ``kind`` allows."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(f"{kind.__name__}.{m.name}" for m in kind)
+        raise ByokInputError(f"{value!r} is not a {what}.", f"Use one of {allowed}.") from None
+
 
 def new_aes_key(bits: int = 256) -> bytes:
     """Fresh AES key material (``bits`` 128, 192 or 256) from the operating system's RNG."""
     if bits not in (128, 192, 256):
-        raise ValueError(f"AES keys are 128, 192 or 256 bits, not {bits}")
+        raise ByokInputError(f"AES keys are 128, 192 or 256 bits, not {bits!r}.", "Use bits=256.")
     return secrets.token_bytes(bits // 8)
 
 
 def new_rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
     """A fresh RSA private key (public exponent 65537) made by ``cryptography`` (OpenSSL)."""
     if bits not in (2048, 3072, 4096):
-        raise ValueError(f"use RSA-2048, 3072 or 4096, not {bits}")
+        raise ByokInputError(
+            f"The lab makes RSA keys of 2048, 3072 or 4096 bits, not {bits!r}.", "Use bits=2048."
+        )
     return rsa.generate_private_key(65537, bits)
 
 
@@ -51,7 +83,9 @@ def new_ec_key(curve: str = "secp256r1") -> ec.EllipticCurvePrivateKey:
         chosen = Curve(curve)
     except ValueError:
         names = ", ".join(c.value for c in Curve)
-        raise ValueError(f"use one of {names}, not {curve!r}") from None
+        raise ByokInputError(
+            f"{curve!r} is not a curve the lab uses.", f"Use one of {names}."
+        ) from None
     return ec.generate_private_key(chosen.cryptography())
 
 
@@ -67,12 +101,17 @@ def pkcs8_der(private_key: PrivateKey) -> bytes:
 def describe(material: Material) -> str:
     """A one-line description that reveals nothing secret: ``'RSA-2048 private key'``."""
     if isinstance(material, bytes | bytearray):
+        if len(material) not in (16, 24, 32):
+            raise ByokInputError(
+                f"AES key material is 16, 24 or 32 bytes; this is {len(material)} bytes.",
+                _MATERIAL_FIX,
+            )
         return f"AES-{len(material) * 8} key"
     if isinstance(material, rsa.RSAPrivateKey):
         return f"RSA-{material.key_size} private key"
     if isinstance(material, ec.EllipticCurvePrivateKey):
         return f"EC {material.curve.name} private key"
-    raise TypeError(f"not key material: {type(material).__name__}")
+    raise NotKeyMaterial(f"{type(material).__name__} is not key material.", _MATERIAL_FIX)
 
 
 def write_pem_file(private_key: PrivateKey, path: Path) -> Path:

@@ -95,7 +95,16 @@ class ObjectClassNotSupported(LabError, ckr.AttributeValueInvalid):
 
 
 class KeySizeNotSupported(LabError, ckr.KeySizeRange):
-    """A key size AWS CloudHSM refuses (RSA below 2048 bits) (CKR_KEY_SIZE_RANGE)."""
+    """A key size AWS CloudHSM refuses (RSA below 2048 bits, AES other than 128/192/256)
+    (CKR_KEY_SIZE_RANGE)."""
+
+
+class BadArgument(LabError, ckr.ArgumentsBad):
+    """An argument the call cannot use at all (CKR_ARGUMENTS_BAD); the message says which."""
+
+
+class InvalidKeyReference(BadArgument):
+    """A key reference that is not ``0x`` + up to 16 hex digits (or a non-negative int)."""
 
 
 class NotLoggedIn(LabError, ckr.UserNotLoggedIn):

@@ -42,6 +42,8 @@ from pkcs11.defaults import DEFAULT_GENERATE_MECHANISMS
 from labsupport.client import mechanisms
 from labsupport.client.errors import (
     AttributeNotSupported,
+    BadArgument,
+    InvalidKeyReference,
     KeySizeNotSupported,
     NoHsmAvailable,
     NotLoggedIn,
@@ -528,6 +530,12 @@ class ClusterSession(types.Session):
     ) -> None:
         """Refuse what CloudHSM's C_GenerateKey / C_GenerateKeyPair refuse."""
         self._require_user("generate keys")
+        if not isinstance(key_type, KeyType):
+            raise BadArgument(
+                f"key_type must be a pkcs11.KeyType, not {key_type!r}.",
+                "Pass e.g. KeyType.AES (generate_key) or KeyType.RSA / KeyType.EC "
+                "(generate_keypair).",
+            )
         for template in templates:
             _refuse_always_authenticate(template)
         effective = mechanism
@@ -539,6 +547,12 @@ class ClusterSession(types.Session):
                 f"AWS CloudHSM generates RSA keys of 2048 bits or more; {key_length} is too "
                 "small (CKR_KEY_SIZE_RANGE).",
                 "Use key_length=2048 (or 3072, 4096).",
+            )
+        if key_type == KeyType.AES and key_length not in (None, 128, 192, 256):
+            raise KeySizeNotSupported(
+                f"AES keys are 128, 192 or 256 bits; key_length={key_length!r} is not "
+                "(CKR_KEY_SIZE_RANGE).",
+                "Use key_length=256 (or 128, 192).",
             )
 
     def session_home(self) -> str | None:
@@ -575,9 +589,18 @@ class ClusterSession(types.Session):
 
     def key_by_reference(self, reference: str | int) -> Any:
         """The key with CloudHSM key reference ``reference`` (``0x…`` text or int)."""
-        from labsupport.client.keys import parse_ref
+        from labsupport.client.keys import REF_BYTES, parse_ref
 
-        ref = parse_ref(reference)
+        try:
+            ref = None if isinstance(reference, bool) else parse_ref(reference)
+        except (ValueError, TypeError):
+            ref = None
+        if ref is None or not 0 <= ref < 1 << (8 * REF_BYTES):
+            raise InvalidKeyReference(
+                f"{reference!r} is not a key reference.",
+                "Pass the reference as CloudHSM CLI prints it, e.g. '0x000000000000001f' "
+                "(key list), or key.ref of a key you hold.",
+            )
         self.require_open()
         self.refresh_if_stale()
         if ref in self._session_keys:
