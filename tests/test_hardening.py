@@ -296,3 +296,39 @@ def test_byok_helpers_refuse_what_they_cannot_use(workspace: Workspace) -> None:
         byok.wrap_for_import(public, 42, hash=HashAlg.SHA1)  # type: ignore[arg-type]
     with pytest.raises(byok.ByokInputError, match="RSAES_OAEP_SHA_256"):
         byok.get_import_parameters(kms, key_id, "ROT13")
+
+
+def test_kms_lists_page_through_the_one_paginator(workspace: Workspace) -> None:
+    from botocore.exceptions import ClientError
+
+    from labsupport import aws
+
+    kms = aws.client("kms", workspace=workspace)
+    tags = [{"TagKey": f"k{i}", "TagValue": str(i)} for i in range(5)]
+    ids = [kms.create_key(Tags=tags if i == 0 else [])["KeyMetadata"]["KeyId"] for i in range(5)]
+    pages = list(kms.get_paginator("list_keys").paginate(PaginationConfig={"PageSize": 2}))
+    assert [len(p["Keys"]) for p in pages] == [2, 2, 1]
+    assert [k["KeyId"] for p in pages for k in p["Keys"]] == ids
+    assert [p["Truncated"] for p in pages] == [True, True, False]
+    first = kms.list_resource_tags(KeyId=ids[0], Limit=3)
+    assert first["Truncated"] and len(first["Tags"]) == 3
+    rest = kms.list_resource_tags(KeyId=ids[0], Marker=first["NextMarker"])
+    assert first["Tags"] + rest["Tags"] == tags and not rest["Truncated"]
+    with pytest.raises(ClientError, match="ValidationException"):
+        kms.list_resource_tags(KeyId=ids[0], Limit=51)  # AWS: 1 to 50
+    with pytest.raises(ClientError, match="less than or equal to 1000"):
+        kms.list_keys(Limit=1001)
+    kms.rotate_key_on_demand(KeyId=ids[1])
+    kms.rotate_key_on_demand(KeyId=ids[1])
+    rotations = kms.list_key_rotations(KeyId=ids[1], Limit=1)
+    assert rotations["Truncated"] and len(rotations["Rotations"]) == 1
+    # A marker works only for the operation that issued it.
+    keys_marker = kms.list_keys(Limit=1)["NextMarker"]
+    for call in (
+        lambda: kms.list_key_rotations(KeyId=ids[1], Marker=keys_marker),
+        lambda: kms.list_resource_tags(KeyId=ids[0], Marker=keys_marker),
+        lambda: kms.list_keys(Marker=rotations["NextMarker"]),
+        lambda: kms.list_keys(Marker="not-a-marker"),
+    ):
+        with pytest.raises(kms.exceptions.InvalidMarkerException, match="Marker"):
+            call()

@@ -15,6 +15,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from labsupport.aws.inprocess import AwsServiceError
+from labsupport.aws.paging import InvalidPageToken, paginate
 from labsupport.workspace.home import LESSON_TAG, WORKSPACE_OWNER, Workspace, belongs_to
 
 #: The workspace state file of the simulated KMS (``state/kms.json``).
@@ -34,6 +36,9 @@ MAX_VALID_TO_SECONDS = 365 * 24 * 3600
 
 #: ScheduleKeyDeletion's waiting period: 7 to 30 days, default 30.
 MIN_PENDING_WINDOW_DAYS, MAX_PENDING_WINDOW_DAYS, DEFAULT_PENDING_WINDOW_DAYS = 7, 30, 30
+
+#: KMS list operations return 100 items per page unless ``Limit`` (1 to 1000) says otherwise.
+DEFAULT_LIST_LIMIT = 100
 
 #: Encrypt takes at most 4,096 bytes of plaintext; GenerateDataKey at most 1,024 bytes.
 MAX_PLAINTEXT_BYTES = 4096
@@ -107,6 +112,32 @@ class WrappingKeySpec(str, enum.Enum):
     def bits(self) -> int:
         """The RSA modulus size in bits."""
         return int(self.value.split("_")[1])
+
+
+def list_page(
+    operation: str, items: list[Any], params: dict[str, Any], member: str
+) -> dict[str, Any]:
+    """One page of a KMS list operation (``Limit``/``Marker`` in; ``NextMarker``/``Truncated``
+    out), cut by the lab's one paginator (:mod:`labsupport.aws.paging`).
+
+    ``Limit``'s range (1 to 1000) is checked from the service model before this runs; a
+    ``Marker`` this operation did not issue answers ``InvalidMarkerException``, as on AWS.
+    """
+    try:
+        page = paginate(
+            operation,
+            items,
+            params.get("Marker"),
+            params.get("Limit"),
+            DEFAULT_LIST_LIMIT,
+            token_name="Marker",
+        )
+    except InvalidPageToken as err:
+        raise AwsServiceError("InvalidMarkerException", str(err)) from None
+    result: dict[str, Any] = {member: page.items, "Truncated": page.next_token is not None}
+    if page.next_token is not None:
+        result["NextMarker"] = page.next_token
+    return result
 
 
 def key_arn(region: str, key_id: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 from labsupport.aws.inprocess import AwsServiceError
 from labsupport.kms import ciphertext
+from labsupport.kms.model import list_page
 from labsupport.workspace.home import Workspace
 
 STATE_NAME = "kms-rotation"
@@ -196,15 +197,4 @@ class RotationOperations:
             {"KeyId": rec.arn, "RotationDate": r["date"], "RotationType": r["type"]}
             for r in entry.get("rotations", [])
         ]
-        limit = params.get("Limit", 100)
-        if not 1 <= limit <= 1000:
-            raise _err("ValidationException", "Limit must be between 1 and 1000.")
-        marker = str(params.get("Marker") or "0")
-        if not marker.isdigit():
-            raise _err("InvalidMarkerException", "The Marker is not valid; use NextMarker.")
-        start = int(marker)
-        page = rotations[start : start + limit]
-        out: dict[str, Any] = {"Rotations": page, "Truncated": start + limit < len(rotations)}
-        if out["Truncated"]:
-            out["NextMarker"] = str(start + limit)
-        return out
+        return list_page("ListKeyRotations", rotations, params, "Rotations")

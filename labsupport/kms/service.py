@@ -5,10 +5,13 @@ the request, :class:`KmsService` answers it, botocore parses the answer and rais
 ``kms.exceptions.<Error>`` for AWS's modeled errors, exactly as against AWS.
 
 Simulated: CreateKey (symmetric keys, Origin AWS_KMS or EXTERNAL), DescribeKey, ListKeys
-(paginated), EnableKey, DisableKey, ScheduleKeyDeletion, CancelKeyDeletion, Encrypt,
-Decrypt, GenerateDataKey(+WithoutPlaintext), GetParametersForImport, ImportKeyMaterial,
-DeleteImportedKeyMaterial. Not simulated (each says so when called): asymmetric and HMAC
-keys, aliases, grants, key policies, custom key stores, multi-Region keys, rotation.
+and ListResourceTags (paginated by the one paginator, :mod:`labsupport.aws.paging`),
+EnableKey, DisableKey, ScheduleKeyDeletion, CancelKeyDeletion, Encrypt, Decrypt,
+GenerateDataKey(+WithoutPlaintext), GetParametersForImport, ImportKeyMaterial,
+DeleteImportedKeyMaterial, and rotation (:mod:`labsupport.kms.rotation`). Every request is
+checked against botocore's KMS model first (:mod:`labsupport.aws.validation`). Not
+simulated (each answers ``UnsupportedOperationException`` naming what is): asymmetric and
+HMAC keys, aliases, grants, key policies, custom key stores, multi-Region keys.
 
 Where the simulation differs from AWS:
 
@@ -29,7 +32,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
 import os
 import secrets
 import uuid
@@ -65,13 +67,13 @@ from labsupport.kms.model import (
     WrappingKeySpec,
     key_arn,
     key_scope,
+    list_page,
 )
 from labsupport.kms.wrapping import UnwrapError, unwrap_key_material
 from labsupport.workspace.clock import ClockReading, LabClock
 from labsupport.workspace.home import ENV_LESSON, Workspace
 
 _TOKEN_VERSION = 1
-_DEFAULT_LIST_LIMIT = 100
 
 
 def _err(code: str, message: str) -> AwsServiceError:
@@ -356,35 +358,29 @@ class KmsService(rotation.RotationOperations, JsonService):
 
     def ListKeys(self, params: dict[str, Any]) -> dict[str, Any]:
         """List this region's keys, oldest first, ``Limit`` (1 to 1000, default 100) per page."""
-        limit = params.get("Limit", _DEFAULT_LIST_LIMIT)
-        if not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise _validation(limit, "limit", "Member must have value less than or equal to 1000")
-        after = 0
-        if params.get("Marker"):
-            try:
-                after = int(json.loads(base64.urlsafe_b64decode(params["Marker"]))["after"])
-            except (ValueError, KeyError, TypeError):
-                raise _err(
-                    "InvalidMarkerException",
-                    "The marker is not valid; pass the "
-                    "NextMarker of the previous ListKeys response unchanged.",
-                ) from None
         data = self._state.read()
         now = self._clock.now()
         recs = sorted(
             (KeyRecord.from_json(raw) for raw in data.get("keys", {}).values()),
             key=lambda r: r.seq,
         )
-        recs = [r for r in recs if r.region == self.region and not r.deleted(now) and r.seq > after]
-        page, rest = recs[:limit], recs[limit:]
-        result: dict[str, Any] = {
-            "Keys": [{"KeyId": r.key_id, "KeyArn": r.arn} for r in page],
-            "Truncated": bool(rest),
-        }
-        if rest:
-            marker = json.dumps({"after": page[-1].seq}).encode()
-            result["NextMarker"] = base64.urlsafe_b64encode(marker).decode()
-        return result
+        keys = [
+            {"KeyId": r.key_id, "KeyArn": r.arn}
+            for r in recs
+            if r.region == self.region and not r.deleted(now)
+        ]
+        return list_page("ListKeys", keys, params, "Keys")
+
+    def ListResourceTags(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The key's tags (those given to CreateKey), ``Limit`` (1 to 50, default 50) per page."""
+        rec, _now = self._read_key(params.get("KeyId"))
+        # AWS's ListResourceTags defaults to (and allows at most) 50 tags per page.
+        if params.get("Limit") is not None and params["Limit"] > 50:
+            raise _validation(
+                params["Limit"], "limit", "Member must have value less than or equal to 50"
+            )
+        tags = [dict(t) for t in rec.tags]
+        return list_page("ListResourceTags", tags, {"Limit": 50, **params}, "Tags")
 
     def EnableKey(self, params: dict[str, Any]) -> dict[str, Any]:
         """Enable a disabled key."""
