@@ -383,3 +383,50 @@ def test_sigkill_during_key_generation_and_sync(workspace: Workspace) -> None:
     for label, ct in ciphertexts.items():  # zero lost keys
         assert ungcm(session.get_key(label=label), ct) == label.encode()
     assert figures["kills"] == KILLS
+
+
+def test_damaged_token_object_names_the_hsm_and_the_recovery(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A damaged ``token.object`` is not "add a second HSM": the error names the HSM, what
+    was lost and the way back (delete it, create a new one, key sync refills it)."""
+    from client_fixtures import gcm, ungcm
+    from pkcs11 import KeyType
+
+    from labsupport import client as chsm
+    from labsupport.client.quickstart import connected_cluster
+    from labsupport.hsm.tokens import TokenDamaged
+
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "fast")
+    ready = connected_cluster(workspace, owner="faults", hsm_count=2)
+    session = ready.login("alice")
+    key = session.generate_key(KeyType.AES, 256, label="precious", store=True)
+    sealed = gcm(key, b"keep me")
+    store = TokenStore(workspace)
+    victim = sorted(store.records())[0]
+    dirs = {serial_of_dir(p.name): p for p in workspace.token_dir.iterdir()}
+    (dirs[store.records()[victim].serial] / "token.object").write_bytes(b"\x00damaged" * 8)
+    ready.client.close()
+
+    fresh = chsm.connect(workspace)  # a fresh connect, as a new kernel would
+    with pytest.raises(chsm.KeyAvailabilityError) as info:
+        gcm(ready.login("alice", client=fresh).get_key(label="precious"), b"x")
+    text = str(info.value)
+    assert f"HSM {victim}'s token is unreadable" in text and "token.object is damaged" in text
+    assert "Add a second HSM" not in text
+    assert f"Delete HSM {victim}" in info.value.fix and "backup" in info.value.fix
+    with pytest.raises(TokenDamaged, match=victim):
+        TokenStore(workspace).token(victim)
+
+    # The recovery the message gives works: delete that HSM, create a new one, sync refills it.
+    cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
+    cluster = cloudhsm.describe_clusters()["Clusters"][0]
+    zone = next(h["AvailabilityZone"] for h in cluster["Hsms"] if h["HsmId"] == victim)
+    cloudhsm.delete_hsm(ClusterId=ready.cluster_id, HsmId=victim)
+    cloudhsm.create_hsm(ClusterId=ready.cluster_id, AvailabilityZone=zone)
+    fresh.close()
+    fresh = chsm.connect(workspace)
+    again = ready.login("alice", client=fresh).get_key(label="precious")
+    assert ungcm(again, sealed) == b"keep me"  # zero keys lost
+    fresh.close()
+    assert_consistent(workspace)

@@ -205,6 +205,16 @@ class Client:
         """Log and raise CloudHSM's key-availability error for key ``ref``."""
         message = AVAILABILITY_MESSAGE.format(handle=ref)
         self._log("ERROR", message)
+        for endpoint in self.topology.view.usable_hsms:
+            # An HSM the cluster lists as ACTIVE but whose token SoftHSM cannot read is the
+            # honest reason, not "too few HSMs": name it and how to recover.
+            damaged = self.tokens.damage(endpoint.token_label)
+            if damaged is not None:
+                raise KeyAvailabilityError(
+                    f"{message} (CKR_FUNCTION_FAILED; the key is on {copies} ACTIVE HSM now). "
+                    f"{damaged.problem}",
+                    damaged.fix,
+                )
         raise KeyAvailabilityError(
             f"{message} (CKR_FUNCTION_FAILED; the key is on {copies} ACTIVE HSM now)",
             "Add a second HSM — AWS recommends at least two in different Availability Zones — "

@@ -87,6 +87,13 @@ def is_hsm_token(label: str) -> bool:
     return bool(HSM_TOKEN_LABEL.match(label))
 
 
+class TokenDamaged(TokenNotFound):
+    """A token's directory is there but SoftHSM cannot read it (``token.object`` damaged).
+
+    The message names the token (and so the HSM), what was lost and how to recover.
+    """
+
+
 class HsmTokenSealed(LabError):
     """Opening a simulated HSM's token directly was refused: no one logs in to one HSM."""
 
@@ -430,12 +437,57 @@ class TokenStore:
             self.refresh()  # made by another process since we loaded the library
             found = self._find(label)
         if found is None:
+            damaged = self.damage(label)
+            if damaged is not None:
+                raise damaged
             raise TokenNotFound(
                 f"The workspace lists token {label!r}, but SoftHSM does not have it.",
                 "The token directory was changed outside the lab; reset this lesson "
                 "(`python -m labsupport reset LESSON`) and run it again.",
             )
         return found
+
+    def damage(self, label: str) -> TokenDamaged | None:
+        """Why ready token ``label`` is missing from SoftHSM although its directory exists.
+
+        SoftHSM skips a token directory whose ``token.object`` (label, serial, PINs) it
+        cannot parse: the token and every key object in it are unusable, and nothing else
+        says so. Returns None when the token is fine, or gone altogether (the reconcilers
+        handle a vanished directory). Call it on an error path: it may reinitialise PKCS#11.
+        """
+        rec = self.records().get(label)
+        if rec is None or not rec.serial:
+            return None
+        directory = self._dirs_by_serial().get(rec.serial)
+        if directory is None or self._find(label) is not None:
+            return None
+        self.refresh()  # another process may have just made or rewritten it
+        if self._find(label) is not None:
+            return None
+        meta = directory / "token.object"
+        size = meta.stat().st_size if meta.exists() else None
+        objects = sum(1 for p in directory.glob("*.object") if p.name != "token.object")
+        what = "is missing" if size is None else f"is damaged ({size} bytes SoftHSM cannot parse)"
+        lost = f"{objects} key object file(s)" if objects else "no key objects"
+        if is_hsm_token(label):
+            fix = (
+                f"Delete HSM {label} (delete_hsm) and create a new one (create_hsm): the client "
+                "copies every key that another HSM still holds into the new HSM. Keys that were "
+                "only on this HSM come back only from a backup (create_cluster(SourceBackupId="
+                "…)). To start over, reset the lesson (`python -m labsupport reset LESSON`)."
+            )
+            whose = f"HSM {label}'s token"
+        else:
+            fix = (
+                "Reset the lesson that made it (`python -m labsupport reset LESSON`) and run "
+                "it again; the keys in this token are lost."
+            )
+            whose = f"Token {label!r}"
+        return TokenDamaged(
+            f"{whose} is unreadable: {meta} {what}, so SoftHSM skips the token and the "
+            f"{lost} in {directory.name}/ can no longer be used.",
+            fix,
+        )
 
     def _find(self, label: str) -> pkcs11.Token | None:
         return next(self._labelled(label), None)
