@@ -430,3 +430,78 @@ def test_damaged_token_object_names_the_hsm_and_the_recovery(
     assert ungcm(again, sealed) == b"keep me"  # zero keys lost
     fresh.close()
     assert_consistent(workspace)
+
+
+_KMS = """
+import sys
+from labsupport import aws
+from labsupport.kms.model import reset_kms
+from labsupport.workspace import Workspace
+kms = aws.client("kms")
+tag = [{"TagKey": "cloudhsm-lab:lesson", "TagValue": "faults"}]
+print("ready", flush=True)
+while True:
+    key = kms.create_key(Tags=tag)["KeyMetadata"]["KeyId"]
+    kms.rotate_key_on_demand(KeyId=key)
+    kms.encrypt(KeyId=key, Plaintext=b"x")
+    reset_kms(Workspace.open(), "faults")
+"""
+
+
+def _kms_half_done(workspace: Workspace) -> int:
+    """Rotation entries whose key is gone, and temp files (read without repairing)."""
+    files = {n: workspace.state_dir / f"{n}.json" for n in ("kms", "kms-rotation")}
+    data = {n: json.loads(p.read_text() or "{}") if p.exists() else {} for n, p in files.items()}
+    orphans = set(data["kms-rotation"]) - set(data["kms"].get("keys", {}))
+    temp = [p for p in workspace.state_dir.iterdir() if p.name.startswith(".kms")]
+    return len(orphans) + len(temp)
+
+
+def test_sigkill_between_kms_and_its_rotation_store(workspace: Workspace) -> None:
+    """kms.json and kms-rotation.json agree after SIGKILLs mid-reset, and no key is lost."""
+    from labsupport.kms.rotation import KmsRepaired
+
+    kms = aws.client("kms", workspace=workspace)
+    kept = kms.create_key()["KeyMetadata"]["KeyId"]  # outside the "faults" scope
+    kms.rotate_key_on_demand(KeyId=kept)
+    blob = kms.encrypt(KeyId=kept, Plaintext=b"survives")["CiphertextBlob"]
+    dirty = 0
+    rng = random.Random(int(os.environ.get("CLOUDHSM_LAB_FAULT_SEED", "16")))
+    for _ in range(KILLS):
+        proc = _start(_KMS, workspace)
+        time.sleep(rng.uniform(0.05, 1.0))
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        dirty += _kms_half_done(workspace) > 0
+    print(f"kms fault figures: {json.dumps({'kills': KILLS, 'left_out_of_step': dirty})}")
+    # A key whose reset was interrupted between the two files: make one for sure.
+    rotation = workspace.state("kms-rotation")
+    with rotation.update() as data:
+        data["00000000-0000-4000-8000-000000000000"] = {"current": "00" * 32, "older": []}
+    with pytest.warns(KmsRepaired, match="no longer exist"):
+        fresh = aws.client("kms", workspace=workspace)
+    assert _kms_half_done(workspace) == 0
+    keys = set(workspace.state("kms").read()["keys"])
+    assert set(rotation.read()) <= keys and kept in keys
+    assert fresh.decrypt(CiphertextBlob=blob)["Plaintext"] == b"survives"  # zero keys lost
+
+
+def test_kms_deletion_drops_rotated_materials_and_wrong_shape_is_restored(
+    workspace: Workspace,
+) -> None:
+    from labsupport.kms import advance_clock
+    from labsupport.workspace.statefile import StateRestored
+
+    kms = aws.client("kms", workspace=workspace)
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.rotate_key_on_demand(KeyId=key)
+    assert key in workspace.state("kms-rotation").read()
+    kms.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)
+    advance_clock(days=8, workspace=workspace)
+    kms.create_key()  # any write applies the deletion that is due
+    assert key not in workspace.state("kms-rotation").read()  # its older materials too
+    path = workspace.state_dir / "kms.json"
+    path.write_text(json.dumps({"keys": []}))  # valid JSON, wrong shape
+    with pytest.warns(StateRestored):
+        assert len(kms.list_keys()["Keys"]) == 1

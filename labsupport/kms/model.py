@@ -18,6 +18,7 @@ from typing import Any
 from labsupport.aws.inprocess import AwsServiceError
 from labsupport.aws.paging import InvalidPageToken, paginate
 from labsupport.workspace.home import LESSON_TAG, WORKSPACE_OWNER, Workspace, belongs_to
+from labsupport.workspace.statefile import StateFile, StateShapeError, expect
 
 #: The workspace state file of the simulated KMS (``state/kms.json``).
 STATE_NAME = "kms"
@@ -255,6 +256,39 @@ class ImportTokenRecord:
         return cls(**data)
 
 
+# -- the state file ---------------------------------------------------------------------------
+
+
+def validate(data: dict[str, Any]) -> dict[str, Any]:
+    """Shape check of ``state/kms.json`` (missing tables become empty).
+
+    Every key and import-token record must rebuild into its dataclass; a document of the
+    wrong shape is treated like a damaged file (its last committed version is restored),
+    so no raw ``KeyError`` or ``TypeError`` reaches a boto3 caller.
+    """
+    data.setdefault("keys", {})
+    data.setdefault("import_tokens", {})
+    expect(data.get("seq", 0), int, "seq")
+    for key_id, raw in expect(data["keys"], dict, "keys").items():
+        _rebuild(KeyRecord, raw, f"keys.{key_id}")
+    for token_id, raw in expect(data["import_tokens"], dict, "import_tokens").items():
+        _rebuild(ImportTokenRecord, raw, f"import_tokens.{token_id}")
+    return data
+
+
+def _rebuild(kind: Any, raw: Any, where: str) -> None:
+    expect(raw, dict, where)
+    try:
+        kind.from_json(raw)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise StateShapeError(f"{where} is not a {kind.__name__}: {exc}") from None
+
+
+def state_file(workspace: Workspace) -> StateFile:
+    """``state/kms.json``: the simulated KMS's keys (with their material) and import tokens."""
+    return workspace.state(STATE_NAME, validate=validate)
+
+
 # -- ownership: which lesson scope a stored key belongs to -------------------------------
 
 
@@ -280,7 +314,7 @@ def reset_kms(workspace: Workspace, lesson: str | None) -> None:
     """
     from labsupport.kms import rotation
 
-    state = workspace.state(STATE_NAME)
+    state = state_file(workspace)
     if lesson is None:
         if state.path.exists():
             state.replace({})

@@ -20,12 +20,14 @@ authentication tells them apart).
 from __future__ import annotations
 
 import secrets
+import warnings
 from typing import Any
 
 from labsupport.aws.inprocess import AwsServiceError
-from labsupport.kms import ciphertext
+from labsupport.kms import ciphertext, model
 from labsupport.kms.model import list_page
 from labsupport.workspace.home import Workspace
+from labsupport.workspace.statefile import StateFile, expect
 
 STATE_NAME = "kms-rotation"
 DAY = 86400.0
@@ -34,8 +36,67 @@ MIN_PERIOD_DAYS, MAX_PERIOD_DAYS = 90, 2560
 MAX_ON_DEMAND = 25
 
 
+class KmsRepaired(RuntimeWarning):
+    """The simulated KMS repaired what an interrupted process left between its two files."""
+
+
 def _err(code: str, message: str) -> AwsServiceError:
     return AwsServiceError(code, message)
+
+
+def validate(data: dict[str, Any]) -> dict[str, Any]:
+    """Shape check of ``state/kms-rotation.json``: key id → rotation entry."""
+    for key_id, entry in data.items():
+        expect(entry, dict, key_id)
+        expect(entry.get("older", []), list, f"{key_id}.older")
+        expect(entry.get("rotations", []), list, f"{key_id}.rotations")
+        if entry.get("current") is not None:
+            expect(entry["current"], str, f"{key_id}.current")
+    return data
+
+
+def state_file(workspace: Workspace) -> StateFile:
+    """``state/kms-rotation.json``: rotation settings, history and older materials per key."""
+    return workspace.state(STATE_NAME, validate=validate)
+
+
+def drop_orphans(workspace: Workspace) -> list[str]:
+    """Drop the rotation state of keys ``state/kms.json`` no longer has; return their ids.
+
+    Two files must agree: ``kms.json`` (the keys) and ``kms-rotation.json`` (their rotated
+    materials). A key is committed to ``kms.json`` before any rotation state is written
+    for it, and removed from ``kms.json`` before its rotation state is dropped — so a
+    process killed between the two writes (a reset, the end of a deletion waiting period)
+    can only leave rotation state *without* a key: older materials of a deleted key, a
+    secret nobody can use. This runs whenever a KMS client is made and after deletions.
+    The keys are re-read while the rotation file's lock is held, so an entry another
+    process is adding (its key already committed) is never taken for an orphan.
+    """
+    state = state_file(workspace)
+    if not state.path.exists():
+        return []
+    keys = model.state_file(workspace)
+    if not set(state.read()) - set(keys.read().get("keys", {})):
+        return []  # the usual case: no lock taken
+    with state.update() as data:
+        live = set(keys.read().get("keys", {}))
+        gone = sorted(k for k in data if k not in live)
+        for key_id in gone:
+            del data[key_id]
+    return gone
+
+
+def reconcile(workspace: Workspace) -> list[str]:
+    """:func:`drop_orphans`, saying in one :class:`KmsRepaired` line what it dropped."""
+    gone = drop_orphans(workspace)
+    if gone:
+        warnings.warn(
+            f"The simulated KMS dropped the rotation history of {len(gone)} key(s) that no "
+            "longer exist (a reset or key deletion had been interrupted): " + ", ".join(gone),
+            KmsRepaired,
+            stacklevel=2,
+        )
+    return gone
 
 
 def _apply_due(entry: dict[str, Any], now: float) -> None:
@@ -57,7 +118,7 @@ def _rotate(entry: dict[str, Any], when: float, kind: str) -> None:
 def current_material(workspace: Workspace, key_id: str, original: bytes, now: float) -> bytes:
     """The material new encryptions use at lab time ``now``: the newest rotated one, else
     ``original`` (automatic rotations that are due happen first)."""
-    state = workspace.state(STATE_NAME)
+    state = state_file(workspace)
     entry = state.read().get(key_id)
     if not entry:
         return original
@@ -71,7 +132,7 @@ def current_material(workspace: Workspace, key_id: str, original: bytes, now: fl
 def materials(workspace: Workspace, key_id: str, original: bytes, now: float) -> list[bytes]:
     """Every material of the key, newest first (the original material last)."""
     current = current_material(workspace, key_id, original, now)
-    entry = workspace.state(STATE_NAME).read().get(key_id) or {}
+    entry = state_file(workspace).read().get(key_id) or {}
     older = [bytes.fromhex(m) for m in entry.get("older", [])]
     out = [current, *older]
     if original not in out:
@@ -98,7 +159,7 @@ def open_any(
 
 def forget_all_but(workspace: Workspace, key_ids: set[str]) -> None:
     """Drop the rotation state (and older materials) of every key not in ``key_ids``."""
-    state = workspace.state(STATE_NAME)
+    state = state_file(workspace)
     if not state.path.exists():
         return
     with state.update() as data:
@@ -139,7 +200,7 @@ class RotationOperations:
                 "ValidationException",
                 f"RotationPeriodInDays must be between {MIN_PERIOD_DAYS} and {MAX_PERIOD_DAYS}.",
             )
-        with self.workspace.state(STATE_NAME).update() as data:
+        with state_file(self.workspace).update() as data:
             entry = data.setdefault(rec.key_id, {})
             _apply_due(entry, now)
             entry.update({"enabled": True, "period": period, "next": now + period * DAY})
@@ -148,7 +209,7 @@ class RotationOperations:
     def DisableKeyRotation(self, params: dict[str, Any]) -> dict[str, Any]:
         """Turn off automatic rotation (older materials are kept)."""
         rec, now = self._rotatable(params, "rotate automatically")
-        with self.workspace.state(STATE_NAME).update() as data:
+        with state_file(self.workspace).update() as data:
             entry = data.setdefault(rec.key_id, {})
             _apply_due(entry, now)
             entry.update({"enabled": False, "next": None})
@@ -157,7 +218,7 @@ class RotationOperations:
     def GetKeyRotationStatus(self, params: dict[str, Any]) -> dict[str, Any]:
         """Whether automatic rotation is on, its period and the next rotation date."""
         rec, now = self._read_key(params.get("KeyId"))
-        with self.workspace.state(STATE_NAME).update() as data:
+        with state_file(self.workspace).update() as data:
             entry = data.get(rec.key_id) or {}
             _apply_due(entry, now)
         out: dict[str, Any] = {"KeyRotationEnabled": bool(entry.get("enabled")), "KeyId": rec.arn}
@@ -169,7 +230,7 @@ class RotationOperations:
     def RotateKeyOnDemand(self, params: dict[str, Any]) -> dict[str, Any]:
         """Rotate now: new material for new encryptions, older ones kept for Decrypt."""
         rec, now = self._rotatable(params, "rotate on demand")
-        with self.workspace.state(STATE_NAME).update() as data:
+        with state_file(self.workspace).update() as data:
             entry = data.setdefault(rec.key_id, {})
             _apply_due(entry, now)
             done = sum(1 for r in entry.get("rotations", []) if r["type"] == "ON_DEMAND")
@@ -190,7 +251,7 @@ class RotationOperations:
                 f"{rec.arn} has imported key material; KMS keeps no rotation history for it "
                 "in the lab (see RotateKeyOnDemand).",
             )
-        with self.workspace.state(STATE_NAME).update() as data:
+        with state_file(self.workspace).update() as data:
             entry = data.get(rec.key_id) or {}
             _apply_due(entry, now)
         rotations = [

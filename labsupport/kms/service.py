@@ -55,7 +55,6 @@ from labsupport.kms.model import (
     MAX_PLAINTEXT_BYTES,
     MAX_VALID_TO_SECONDS,
     MIN_PENDING_WINDOW_DAYS,
-    STATE_NAME,
     SYMMETRIC_KEY_BYTES,
     ExpirationModel,
     ImportedMaterial,
@@ -68,6 +67,7 @@ from labsupport.kms.model import (
     key_arn,
     key_scope,
     list_page,
+    state_file,
 )
 from labsupport.kms.wrapping import UnwrapError, unwrap_key_material
 from labsupport.workspace.clock import ClockReading, LabClock
@@ -139,8 +139,11 @@ class KmsService(rotation.RotationOperations, JsonService):
 
     def __init__(self, workspace: Workspace, region: str) -> None:
         super().__init__(workspace, region)
-        self._state = workspace.state(STATE_NAME)
+        self._state = state_file(workspace)
         self._clock = LabClock(workspace)
+        # kms.json and kms-rotation.json must agree: repair what an interrupted reset or
+        # deletion left between the two writes (see rotation.drop_orphans).
+        rotation.reconcile(workspace)
 
     # -- state helpers ---------------------------------------------------------------
 
@@ -154,18 +157,23 @@ class KmsService(rotation.RotationOperations, JsonService):
         """
         with self._state.update() as data:
             reading = self._clock.reading()
-            self._housekeeping(data, reading)
+            deleted = self._housekeeping(data, reading)
             yield data, reading.now()
+        if deleted:  # committed: now their rotated materials go too
+            rotation.drop_orphans(self.workspace)
 
     @staticmethod
-    def _housekeeping(data: dict[str, Any], clock: ClockReading) -> None:
+    def _housekeeping(data: dict[str, Any], clock: ClockReading) -> list[str]:
+        """Apply deletions and expiries due on the lab clock; return the deleted key ids."""
         keys = data.setdefault("keys", {})
         tokens = data.setdefault("import_tokens", {})
+        deleted = []
         for key_id, raw in list(keys.items()):
             rec = KeyRecord.from_json(raw)
             now = clock.now(key_scope(raw))
             if rec.deleted(now):
                 del keys[key_id]  # the waiting period is over: KMS deleted the key
+                deleted.append(key_id)
                 continue
             if rec.imported is not None and rec.live_material(now) is None:
                 rec.imported = None  # ValidTo passed: KMS deleted the imported material
@@ -177,6 +185,7 @@ class KmsService(rotation.RotationOperations, JsonService):
                 "private_key_pem"
             ):
                 raw["private_key_pem"] = ""  # expired: the wrapping private key is discarded
+        return deleted
 
     def _resolve_id(self, key_ref: Any) -> str:
         """Turn a KeyId parameter (key id or key ARN) into a key id, or raise."""
