@@ -23,7 +23,7 @@ from labsupport.controlplane.cluster import delete_clusters_owned_by
 from labsupport.controlplane.ec2 import Ec2Service
 from labsupport.controlplane.service import CloudHsmV2Service
 from labsupport.hsm.tokens import reset_tokens
-from labsupport.kms.model import reset_kms
+from labsupport.kms.reset import reset_kms
 from labsupport.kms.service import KmsService
 from labsupport.logs.service import LogsService, reset_logs
 from labsupport.workspace.clock import LabClock

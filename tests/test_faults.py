@@ -435,7 +435,7 @@ def test_damaged_token_object_names_the_hsm_and_the_recovery(
 _KMS = """
 import sys
 from labsupport import aws
-from labsupport.kms.model import reset_kms
+from labsupport.kms.reset import reset_kms
 from labsupport.workspace import Workspace
 kms = aws.client("kms")
 tag = [{"TagKey": "cloudhsm-lab:lesson", "TagValue": "faults"}]
@@ -505,3 +505,46 @@ def test_kms_deletion_drops_rotated_materials_and_wrong_shape_is_restored(
     path.write_text(json.dumps({"keys": []}))  # valid JSON, wrong shape
     with pytest.warns(StateRestored):
         assert len(kms.list_keys()["Keys"]) == 1
+
+
+def test_generate_key_while_another_process_churns_hsms(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Key generation racing CreateHsm/DeleteHsm in another process: each call succeeds or
+    fails with a clear error (retried first), never a raw PKCS#11 error; no key is lost."""
+    from client_fixtures import assert_consistent as keys_consistent
+    from pkcs11 import KeyType
+
+    from labsupport import client as chsm
+    from labsupport.client.quickstart import connected_cluster
+    from labsupport.errors import LabError
+
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "fast")
+    ready = connected_cluster(workspace, owner="faults", hsm_count=3)
+    session = ready.login("alice")
+    churn = _start(_CHURN, workspace, ready.cluster_id)
+    made, clear, raw = [], [], []
+    try:
+        for i in range(100 if LONG else 8):
+            try:
+                key = session.generate_key(KeyType.AES, 256, label=f"k{i}", store=True)
+                made.append((f"k{i}", key.ref))
+            except LabError as exc:
+                assert exc.fix, exc  # says what to do
+                clear.append(type(exc).__name__)
+            except Exception as exc:  # a raw error is what this test is about
+                raw.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        os.kill(churn.pid, signal.SIGKILL)
+        churn.wait()
+    print(f"generate_key under churn: {len(made)} ok, {len(clear)} clear errors, {len(raw)} raw")
+    assert not raw, raw
+    assert made, "no key could be made at all"
+    ready.client.close()
+    client = chsm.connect(workspace)
+    keys_consistent(client)  # every key OK, on every HSM once; the abandoned ones are gone
+    session = client.login(ready.pin_environment("alice")["CLOUDHSM_PIN"])
+    for label, ref in made:  # every key the caller got is there
+        assert session.get_key(label=label).ref == ref
+    client.close()
+    assert_consistent(workspace)

@@ -76,6 +76,11 @@ class NoHsmAvailable(LabError, ckr.DeviceError):
     """No usable (ACTIVE) HSM is left to serve the request (CKR_DEVICE_ERROR)."""
 
 
+class ClusterChanging(LabError, ckr.DeviceError):
+    """The cluster's HSMs kept changing (created or deleted by another process) while this
+    client synchronized keys or created one; retried, and still changing (CKR_DEVICE_ERROR)."""
+
+
 class SessionClosedError(LabError, ckr.SessionClosed):
     """The cluster session was closed; open a new one with ``client.login(...)``."""
 

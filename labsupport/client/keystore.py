@@ -8,6 +8,7 @@ delete marks it ``deleting`` first (see :mod:`labsupport.client.sync` for the re
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Callable
@@ -182,39 +183,46 @@ class KeyStore:
                 internal[Attribute.EXTRACTABLE] = True
                 if not extractable:
                     internal[Attribute.SENSITIVE] = True
-            objs = make(home, refs, internal)
-            self.requests.record(prefer, "generate")
-            for ref, obj in zip(refs, objs, strict=True):
-                home.remember(ref, obj)
-            failed = []
-            for hsm_id in order:
-                if hsm_id == prefer:
-                    continue
-                try:
-                    for ref, obj in zip(refs, objs, strict=True):
-                        sync.copy_key(home, obj, links[hsm_id], ref)
-                        if sync.after_copy_hook is not None:
-                            sync.after_copy_hook(ref, hsm_id)
-                except (pkcs11.PKCS11Error, LabError):
-                    failed.append(hsm_id)
-            with self.store.update() as doc:
+            objs: list[pkcs11.Object] = []
+            try:
+                objs = make(home, refs, internal)
+                self.requests.record(prefer, "generate")
                 for ref, obj in zip(refs, objs, strict=True):
-                    rec_json = doc["keys"][format_ref(ref)]
-                    rec_json["status"] = KeyStatus.OK.value
-                    rec_json["label"] = obj[Attribute.LABEL]
-                    rec_json["created_on"] = prefer
-                    if rec_json["key_class"] != KeyClass.PUBLIC.value:
-                        never, always = secrecy_history(obj, extractable, local, inherit, sensitive)
-                        rec_json["never_extractable"] = never
-                        rec_json["always_sensitive"] = always
+                    home.remember(ref, obj)
+                failed = []
+                for hsm_id in order:
+                    if hsm_id == prefer:
+                        continue
                     try:
-                        rec_json["key_type"] = pkcs11.KeyType(obj[Attribute.KEY_TYPE]).name
-                    except (pkcs11.PKCS11Error, ValueError):
-                        pass
-                    if obj[Attribute.CLASS] == pkcs11.ObjectClass.SECRET_KEY:
-                        rec_json["extra"] = _secret_extra(obj)
-                for hsm_id in failed:  # resynchronized on the next poll
-                    doc.get("hsms", {}).pop(hsm_id, None)
+                        for ref, obj in zip(refs, objs, strict=True):
+                            sync.copy_key(home, obj, links[hsm_id], ref)
+                            if sync.after_copy_hook is not None:
+                                sync.after_copy_hook(ref, hsm_id)
+                    except (pkcs11.PKCS11Error, LabError):
+                        failed.append(hsm_id)
+                with self.store.update() as doc:
+                    for ref, obj in zip(refs, objs, strict=True):
+                        rec_json = doc["keys"][format_ref(ref)]
+                        rec_json["status"] = KeyStatus.OK.value
+                        rec_json["label"] = obj[Attribute.LABEL]
+                        rec_json["created_on"] = prefer
+                        if rec_json["key_class"] != KeyClass.PUBLIC.value:
+                            never, always = secrecy_history(
+                                obj, extractable, local, inherit, sensitive
+                            )
+                            rec_json["never_extractable"] = never
+                            rec_json["always_sensitive"] = always
+                        try:
+                            rec_json["key_type"] = pkcs11.KeyType(obj[Attribute.KEY_TYPE]).name
+                        except (pkcs11.PKCS11Error, ValueError):
+                            pass
+                        if obj[Attribute.CLASS] == pkcs11.ObjectClass.SECRET_KEY:
+                            rec_json["extra"] = _secret_extra(obj)
+                    for hsm_id in failed:  # resynchronized on the next poll
+                        doc.get("hsms", {}).pop(hsm_id, None)
+            except BaseException:
+                self._abandon(refs, made=bool(objs))
+                raise
             made = [
                 (KeyRecord.from_json(ref, doc["keys"][format_ref(ref)]), obj)
                 for ref, obj in zip(refs, objs, strict=True)
@@ -223,6 +231,25 @@ class KeyStore:
         others = [h for h in order if h != prefer and h not in failed]
         self._audit_created(owner, classes, local, refs, prefer, others)
         return made
+
+    def _abandon(self, refs: list[int], made: bool) -> None:
+        """A create failed part-way (e.g. an HSM left under it): journal its undoing.
+
+        Records still ``pending`` are dropped if nothing was made, else marked
+        ``deleting`` so the next sync destroys whatever copies exist (see
+        :func:`labsupport.client.sync.reconcile`); the caller may then create afresh.
+        """
+        with contextlib.suppress(Exception), self.store.update() as doc:
+            keys = doc.get("keys", {})
+            for ref in refs:
+                rec = keys.get(format_ref(ref))
+                if rec is None or rec.get("status") != KeyStatus.PENDING.value:
+                    continue
+                if made:
+                    rec["status"] = KeyStatus.DELETING.value
+                else:
+                    del keys[format_ref(ref)]
+        self.changed()
 
     def destroy_token_key(self, username: str, ref: int, links: list[HsmLink]) -> None:
         """Delete key ``ref`` from every HSM in ``links`` (owner only)."""

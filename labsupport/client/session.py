@@ -43,6 +43,7 @@ from labsupport.client import mechanisms
 from labsupport.client.errors import (
     AttributeNotSupported,
     BadArgument,
+    ClusterChanging,
     InvalidKeyReference,
     KeySizeNotSupported,
     NoHsmAvailable,
@@ -73,6 +74,9 @@ from labsupport.errors import TokenNotFound
 if TYPE_CHECKING:
     from labsupport.client.interfaces import ClusterClient
     from labsupport.client.users import User
+
+#: How often creating a token key is tried while other processes create or delete HSMs.
+CREATE_ATTEMPTS = 3
 
 # =========================================================================================
 # domain parameters (EC key pairs)
@@ -683,20 +687,40 @@ class ClusterSession(types.Session):
                 "This is a read-only session; token keys (store=True) need a read/write "
                 "session: client.login(pin) or token.open(rw=True, user_pin=pin)."
             )
-        made = self.client.keys.create_token_keys(
-            self.username,
-            self.links,
-            self.order,
-            classes,
-            key_type,
-            self._raw_id(learner_id),
-            (requested_extractable, requested_sensitive),
-            make,
-            prefer,
-            local,
-            inherit,
-        )
-        return [self.token_key(rec, obj) for rec, obj in made]
+        last: Exception | None = None
+        for _ in range(CREATE_ATTEMPTS):
+            generation = self._tokens.generation
+            links = list(self.links.values())
+            try:
+                made = self.client.keys.create_token_keys(
+                    self.username,
+                    self.links,
+                    self.order,
+                    classes,
+                    key_type,
+                    self._raw_id(learner_id),
+                    (requested_extractable, requested_sensitive),
+                    make,
+                    prefer,
+                    local,
+                    inherit,
+                )
+                return [self.token_key(rec, obj) for rec, obj in made]
+            except (ckr.PKCS11Error, TokenNotFound) as exc:
+                # Another process created or deleted an HSM under this create (a new token
+                # re-initializes PKCS#11 here; a deleted one fails its calls). The half-made
+                # key was journalled for deletion: sync (which destroys it), then retry.
+                if not self.client.topology.changed_since(links, generation):
+                    raise  # a real error (template, mechanism, …), as it is
+                last = exc
+                self.client.topology.reconcile()
+                self.refresh()
+        raise ClusterChanging(
+            f"The cluster's HSMs changed {CREATE_ATTEMPTS} times while this key was being "
+            "created (HSMs created or deleted by another process or kernel; last: "
+            f"{type(last).__name__}). No key was created.",
+            "Retry when the other process's create_hsm/delete_hsm calls are done.",
+        ) from last
 
     def forget_key(self, ref: int) -> None:
         """Drop cached objects of key ``ref`` (its capabilities changed: list it again)."""

@@ -36,6 +36,7 @@ from pkcs11 import KDF, Attribute, KeyType, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport.client.clusterdata import ClusterStore
+from labsupport.client.errors import ClusterChanging
 from labsupport.client.keys import KeyRecord, KeyStatus, format_ref, ref_to_id
 from labsupport.client.links import HsmLink
 from labsupport.crypto.attributes import COPIED_FLAGS, PUBLIC_MATERIAL
@@ -68,7 +69,10 @@ def transfer_sync_key(source: HsmLink, target: HsmLink) -> pkcs11.SecretKey:
     """Give ``target`` the sync key of ``source`` through an ECDH key agreement."""
     src_key = source.sync_key()
     if src_key is None:
-        raise RuntimeError(f"{source.hsm_id} has no sync key to transfer")
+        raise ClusterChanging(
+            f"HSM {source.hsm_id} has no cluster sync key to give to {target.hsm_id}.",
+            "Retry: the client synchronizes new HSMs when it next looks at the cluster.",
+        )
     pub_a, priv_a = _ephemeral_ec(source.session)
     pub_b, priv_b = _ephemeral_ec(target.session)
     template = {
@@ -150,7 +154,13 @@ def copy_key(source: HsmLink, obj: pkcs11.Object, target: HsmLink, ref: int) -> 
         template = unwrap_template(ObjectClass(object_class), flags)
         src_key, dst_key = source.sync_key(), target.sync_key()
         if src_key is None or dst_key is None:
-            raise RuntimeError("sync keys missing; call ensure_sync_keys first")
+            # An HSM that joined (or was replaced) since the caller looked: the sync that
+            # runs when the client sees it gives it the sync key.
+            missing = source.hsm_id if src_key is None else target.hsm_id
+            raise ClusterChanging(
+                f"HSM {missing} has no cluster sync key yet (it joined the cluster just now).",
+                "Retry: the client synchronizes new HSMs when it next looks at the cluster.",
+            )
         blob = src_key.wrap_key(obj, mechanism=SYNC_WRAP)
         new = dst_key.unwrap_key(
             ObjectClass(object_class),

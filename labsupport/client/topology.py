@@ -18,6 +18,7 @@ import pkcs11
 from labsupport.client import resolver, sync
 from labsupport.client.clusterdata import ClusterStore
 from labsupport.client.endpoints import ClusterView, HsmEndpoint
+from labsupport.client.errors import ClusterChanging
 from labsupport.client.links import HsmLink
 from labsupport.errors import TokenNotFound
 from labsupport.hsm.tokens import TokenStore
@@ -25,6 +26,8 @@ from labsupport.workspace.home import Workspace
 
 #: How often (seconds) a busy client re-reads the cluster's HSM list and states.
 POLL_INTERVAL = 0.5
+#: How often a sync is retried while other processes create or delete HSMs under it.
+SYNC_ATTEMPTS = 5
 
 
 class Topology:
@@ -129,10 +132,18 @@ class Topology:
     # -- synchronization ---------------------------------------------------------------------
 
     def reconcile_view(self, view: ClusterView, progress: Any = None) -> sync.SyncReport:
-        """Bring every usable HSM of ``view`` to the same keys (see :func:`sync.reconcile`)."""
-        for hsm_id in [h for h in self._links if view.hsm(h) is None]:
-            self._links.pop(hsm_id).close()
-        while True:
+        """Bring every usable HSM of ``view`` to the same keys (see :func:`sync.reconcile`).
+
+        Another process may create or delete HSMs meanwhile: a token that appears
+        re-initializes PKCS#11 here (every handle goes stale), one that vanishes fails
+        its calls. Either way the links are reopened (a vanished HSM is marked down) and
+        the sync is retried, up to :data:`SYNC_ATTEMPTS` times; then
+        :class:`~labsupport.client.errors.ClusterChanging` says so.
+        """
+        last: Exception | None = None
+        for _ in range(SYNC_ATTEMPTS):
+            for hsm_id in [h for h in self._links if view.hsm(h) is None]:
+                self._links.pop(hsm_id).close()
             links = []
             for endpoint in view.usable_hsms:
                 if endpoint.hsm_id in self._down:
@@ -144,14 +155,37 @@ class Topology:
                     self._down.add(endpoint.hsm_id)
                     continue
                 links.append(link)
+            generation = self.tokens.generation
             try:
                 with self.store.locked():
                     report = sync.reconcile(self.store, links, progress)
                 break
-            except (pkcs11.SessionHandleInvalid, pkcs11.SessionClosed):
-                continue  # the library was re-initialized under us: reopen and retry
+            except (pkcs11.PKCS11Error, TokenNotFound, ClusterChanging) as exc:
+                reopened = isinstance(exc, (pkcs11.SessionHandleInvalid, pkcs11.SessionClosed))
+                if not reopened and not self.changed_since(links, generation):
+                    raise  # not churn: a real error, as it is
+                last = exc  # the library was re-initialized or an HSM left: look again
+                view = self.view = self.describe()
+        else:
+            raise ClusterChanging(
+                f"The cluster's HSMs changed {SYNC_ATTEMPTS} times while this client "
+                "synchronized keys to them (HSMs created or deleted by another process or "
+                f"kernel; last: {type(last).__name__}).",
+                "Retry when the other process's create_hsm/delete_hsm calls are done.",
+            ) from last
         self.bump()
         return report
+
+    def changed_since(self, links: list[HsmLink], generation: int) -> bool:
+        """True if PKCS#11 was re-initialized (TokenStore ``generation``), or an HSM of
+        ``links`` left the cluster or lost its token, since the caller began."""
+        if self.tokens.generation != generation:
+            return True
+        now = {h.hsm_id for h in self.describe().usable_hsms}
+        if any(link.hsm_id not in now for link in links):
+            return True
+        known = self.tokens.records()
+        return any(link.endpoint.token_label not in known for link in links)
 
     def reconcile(self, progress: Callable[[int, int], None] | None = None) -> sync.SyncReport:
         """Look at the cluster afresh (forget HSMs marked down) and synchronize it."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from labsupport.aws.inprocess import AwsServiceError
 from labsupport.aws.paging import InvalidPageToken, paginate
-from labsupport.workspace.home import LESSON_TAG, WORKSPACE_OWNER, Workspace, belongs_to
+from labsupport.workspace.home import LESSON_TAG, WORKSPACE_OWNER, Workspace
 from labsupport.workspace.statefile import StateFile, StateShapeError, expect
 
 #: The workspace state file of the simulated KMS (``state/kms.json``).
@@ -301,35 +301,3 @@ def key_owners(raw: dict[str, Any]) -> list[str]:
 def key_scope(raw: dict[str, Any]) -> str:
     """The scope whose lab clock judges a stored key (tag first, else made-in, else workspace)."""
     return next(iter(key_owners(raw)), WORKSPACE_OWNER)
-
-
-def reset_kms(workspace: Workspace, lesson: str | None) -> None:
-    """Reset hook: forget every key (``lesson`` None) or the keys of one lesson.
-
-    A key belongs to a lesson scope (``"01"``, ``"01-ex"``) if it was created while
-    ``CLOUDHSM_LAB_LESSON`` named that scope, or if it carries the tag
-    ``cloudhsm-lab:lesson`` with that value; ``reset("01")`` removes both scopes' keys.
-    The scopes' lab-clock offsets are dropped by the clock's own reset
-    (:mod:`labsupport.workspace.clock`).
-    """
-    from labsupport.kms import rotation
-
-    state = state_file(workspace)
-    if lesson is None:
-        if state.path.exists():
-            state.replace({})
-        rotation.forget_all_but(workspace, set())
-        return
-    if not state.path.exists():
-        return
-    with state.update() as data:
-        keys = data.get("keys", {})
-        for key_id, raw in list(keys.items()):
-            if any(belongs_to(o, lesson) for o in key_owners(raw)):
-                del keys[key_id]
-        tokens = data.get("import_tokens", {})
-        for token_id, raw in list(tokens.items()):
-            if raw["key_id"] not in keys:
-                del tokens[token_id]
-        kept = set(keys)
-    rotation.forget_all_but(workspace, kept)

@@ -87,15 +87,26 @@ def drop_orphans(workspace: Workspace) -> list[str]:
 
 
 def reconcile(workspace: Workspace) -> list[str]:
-    """:func:`drop_orphans`, saying in one :class:`KmsRepaired` line what it dropped."""
+    """Repair what a killed process left in KMS's two files, in one :class:`KmsRepaired` line.
+
+    Drops rotation state whose key is gone (:func:`drop_orphans`) and the temporary files
+    of writes that never finished (swept under each file's lock). Returns the dropped ids.
+    """
     gone = drop_orphans(workspace)
+    swept = 0
+    for state in (model.state_file(workspace), state_file(workspace)):
+        if state.leftover_temp_files():
+            swept += state.sweep_temp_files()
+    parts = []
     if gone:
-        warnings.warn(
-            f"The simulated KMS dropped the rotation history of {len(gone)} key(s) that no "
-            "longer exist (a reset or key deletion had been interrupted): " + ", ".join(gone),
-            KmsRepaired,
-            stacklevel=2,
+        parts.append(
+            f"dropped the rotation history of {len(gone)} key(s) that no longer exist (a "
+            "reset or key deletion had been interrupted): " + ", ".join(gone)
         )
+    if swept:
+        parts.append(f"removed {swept} temporary file(s) of interrupted writes")
+    if parts:
+        warnings.warn("The simulated KMS " + "; ".join(parts) + ".", KmsRepaired, stacklevel=2)
     return gone
 
 
