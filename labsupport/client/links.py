@@ -126,8 +126,11 @@ class HsmLink:
 
     def sync_key(self) -> pkcs11.SecretKey | None:
         """The cluster's internal sync key on this HSM, or None if it has none yet."""
+        # self.session first: after PKCS#11 was re-initialized it reopens the session and
+        # forgets the cached key, whose handle is stale — or now names another object.
+        session = self.session
         if self._sync_key is None:
-            self._sync_key = find_sync_key(self.session)
+            self._sync_key = find_sync_key(session)
         return self._sync_key
 
     def set_sync_key(self, key: pkcs11.SecretKey) -> None:
