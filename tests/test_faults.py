@@ -415,8 +415,8 @@ def test_damaged_token_object_names_the_hsm_and_the_recovery(
     assert f"HSM {victim}'s token is unreadable" in text and "token.object is damaged" in text
     assert "Add a second HSM" not in text
     assert f"Delete HSM {victim}" in info.value.fix and "backup" in info.value.fix
-    with pytest.raises(TokenDamaged, match=victim):
-        TokenStore(workspace).token(victim)
+    with pytest.raises(TokenDamaged, match=victim):  # the HSM firmware's own view too
+        firmware_session(TokenStore(workspace), victim)
 
     # The recovery the message gives works: delete that HSM, create a new one, sync refills it.
     cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
