@@ -10,21 +10,30 @@ names the file, what is wrong and the command that fixes it.
 from __future__ import annotations
 
 import json
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cp_fixtures import fast
+from cp_fixtures import cloudhsm, ec2, fast, initialized
 
 from labsupport import aws, simulators
-from labsupport.controlplane import backups, pki
-from labsupport.controlplane.records import validate_state
+from labsupport.controlplane import activate_cluster, backups, pki
+from labsupport.controlplane.records import (
+    BackupRecord,
+    ClusterRecord,
+    HsmRecord,
+    PkiRecord,
+    StepRecord,
+    validate_state,
+)
 from labsupport.controlplane.vpc import RegionNetwork, default_vpc, validate_ec2
 from labsupport.errors import CorruptStateError
 from labsupport.workspace import Workspace
 from labsupport.workspace.statefile import StateShapeError
 
-__all__ = ["fast"]  # fixtures
+__all__ = ["cloudhsm", "ec2", "fast"]  # fixtures
 pytestmark = pytest.mark.usefixtures("fast")
 
 _CLUSTER = {
@@ -148,3 +157,66 @@ def test_region_records_round_trip() -> None:
     root = pki.RootRecord.from_json(_ROOT, "aws")
     assert pki.RootRecord.from_json(root.to_json(), "aws") == root
     assert "PEM" not in repr(root).split("certificate=")[0] and "key=" not in repr(root)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON ``value`` fits the record field type ``hint``."""
+    if hint is Any:
+        return True
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if isinstance(hint, type) and hasattr(hint, "__required_keys__"):  # a nested record
+        return isinstance(value, dict)
+    return isinstance(value, origin or hint)
+
+
+def _check_record(rec: dict[str, Any], record_type: type, where: str) -> None:
+    hints = typing.get_type_hints(record_type)
+    undeclared = sorted(set(rec) - set(hints))
+    assert not undeclared, f"{where}: keys the code writes but {record_type.__name__} lacks"
+    for key, value in rec.items():
+        assert _matches(value, hints[key]), f"{where}.{key}={value!r} is not {hints[key]}"
+
+
+def test_the_records_declare_what_the_control_plane_writes(
+    workspace: Workspace, cloudhsm: Any, ec2: Any
+) -> None:
+    """Drive every kind of write (create, initialize, activate, tag, copy, restore, delete,
+    policy) and check each stored record against its TypedDict, key by key."""
+    cid, _, _ = initialized(cloudhsm, ec2)
+    activate_cluster(workspace, cid)
+    backup_id = cloudhsm.describe_backups()["Backups"][0]["BackupId"]
+    cloudhsm.tag_resource(ResourceId=cid, TagList=[{"Key": "team", "Value": "lab"}])
+    cloudhsm.tag_resource(ResourceId=backup_id, TagList=[{"Key": "keep", "Value": "yes"}])
+    cloudhsm.modify_backup_attributes(BackupId=backup_id, NeverExpires=True)
+    arn = cloudhsm.describe_backups()["Backups"][0]["BackupArn"]
+    cloudhsm.put_resource_policy(ResourceArn=arn, Policy='{"Version": "2012-10-17"}')
+    cloudhsm.copy_backup_to_region(DestinationRegion="eu-west-1", BackupId=backup_id)
+    subnets = sorted(ec2.describe_subnets()["Subnets"], key=lambda s: s["AvailabilityZone"])
+    clone = cloudhsm.create_cluster(
+        HsmType="hsm2m.medium",
+        SubnetIds=[s["SubnetId"] for s in subnets[:2]],
+        SourceBackupId=backup_id,
+    )["Cluster"]["ClusterId"]
+    cloudhsm.create_hsm(ClusterId=clone, AvailabilityZone=subnets[0]["AvailabilityZone"])
+    last = cloudhsm.describe_backups()["Backups"][-1]["BackupId"]
+    cloudhsm.modify_backup_attributes(BackupId=last, NeverExpires=False)
+    cloudhsm.delete_backup(BackupId=last)
+
+    data = json.loads((workspace.state_dir / "cloudhsmv2.json").read_text())
+    assert data["clusters"] and data["backups"]
+    for name, cluster in data["clusters"].items():
+        _check_record(cluster, ClusterRecord, f"clusters.{name}")
+        _check_record(cluster["pki"], PkiRecord, f"clusters.{name}.pki")
+        for hsm_id, hsm in cluster["hsms"].items():
+            _check_record(hsm, HsmRecord, f"clusters.{name}.hsms.{hsm_id}")
+    for name, backup in data["backups"].items():
+        _check_record(backup, BackupRecord, f"backups.{name}")
+    for name, cluster in data["clusters"].items():
+        for step in cluster.get("next", []):
+            _check_record(step, StepRecord, f"clusters.{name}.next")

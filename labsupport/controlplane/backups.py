@@ -46,6 +46,7 @@ import pkcs11
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pkcs11 import Attribute, KeyType, ObjectClass
 
+from labsupport.controlplane.records import ClusterRecord
 from labsupport.crypto.attributes import COPIED_FLAGS, PUBLIC_MATERIAL
 from labsupport.errors import LabError
 from labsupport.hsm.synckey import (
@@ -214,7 +215,7 @@ def _document_state(workspace: Workspace, cluster_id: str) -> StateFile:
     return workspace.state(f"{CLUSTER_DOCUMENT_PREFIX}{cluster_id}")
 
 
-def _cluster_document(workspace: Workspace, cluster: dict[str, Any]) -> dict[str, Any]:
+def _cluster_document(workspace: Workspace, cluster: ClusterRecord) -> dict[str, Any]:
     # An empty document: nobody connected yet, the HSM holds only its built-in users.
     doc = json.loads(json.dumps(_document_state(workspace, cluster["id"]).read() or {}))
     doc.pop("hsms", None)
@@ -223,7 +224,7 @@ def _cluster_document(workspace: Workspace, cluster: dict[str, Any]) -> dict[str
     return doc
 
 
-def _source_tokens(cluster: dict[str, Any], last_resort: str | None = None) -> list[str]:
+def _source_tokens(cluster: ClusterRecord, last_resort: str | None = None) -> list[str]:
     """Tokens of the cluster's HSMs to read from: ACTIVE ones first, ``last_resort`` last."""
     order = {"ACTIVE": 0, "DEGRADED": 1, "CREATE_IN_PROGRESS": 2}
     hsms = [h for h in cluster.get("hsms", {}).values() if h["state"] in order]
@@ -255,7 +256,7 @@ def _export_object(obj: pkcs11.Object, ref: int, sync_key: pkcs11.SecretKey) -> 
 
 
 @contextlib.contextmanager
-def _ebk_in(session: pkcs11.Session, ebk: bytes) -> Iterator[pkcs11.SecretKey]:
+def _ebk_in(session: pkcs11.Session, ebk: bytes) -> Iterator[Any]:
     """The backup's EBK as a session key in the token (wrap/unwrap only), destroyed after."""
     obj = session.create_object(
         {
@@ -269,7 +270,7 @@ def _ebk_in(session: pkcs11.Session, ebk: bytes) -> Iterator[pkcs11.SecretKey]:
         }
     )
     try:
-        yield obj  # type: ignore[misc]
+        yield obj
     finally:
         obj.destroy()
 
@@ -294,7 +295,7 @@ def _read_token(
 
 
 def capture(
-    workspace: Workspace, cluster: dict[str, Any], last_resort: str | None = None
+    workspace: Workspace, cluster: ClusterRecord, last_resort: str | None = None
 ) -> BackupContents:
     """What the cluster holds now: its user and key table, and where to read the keys.
 

@@ -20,12 +20,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from labsupport.controlplane import hardware
 from labsupport.controlplane.clock import Step, duration
 from labsupport.controlplane.reconcile import reconcile
-from labsupport.controlplane.records import has_intents, state_file
+from labsupport.controlplane.records import (
+    BackupRecord,
+    ClusterRecord,
+    ControlPlaneDocument,
+    HsmRecord,
+    PkiRecord,
+    StepRecord,
+    has_intents,
+    state_file,
+)
 from labsupport.controlplane.states import BackupState, ClusterState, HsmState
 from labsupport.errors import CorruptStateError, LabError, LessonOrderError
 from labsupport.workspace.clock import ClockReading, LabClock
@@ -54,7 +63,7 @@ def owner_from(tags: list[dict[str, str]] | None) -> str:
     return current_scope()
 
 
-def record_owner(rec: dict[str, Any]) -> str:
+def record_owner(rec: ClusterRecord | BackupRecord) -> str:
     """The owner of a stored cluster or backup record (a lesson tag added later counts)."""
     for tag in rec.get("tags", []):
         if tag.get("Key") == LESSON_TAG and tag.get("Value"):
@@ -65,12 +74,14 @@ def record_owner(rec: dict[str, Any]) -> str:
 # --- the state machine ------------------------------------------------------------------
 
 
-def step(state: str, at: float, message: str) -> dict[str, Any]:
+def step(state: str, at: float, message: str) -> StepRecord:
     """A scheduled transition to ``state`` at lab time ``at``."""
     return {"state": state, "at": at, "message": message}
 
 
-def schedule(rec: dict[str, Any], now: float, *steps: tuple[str, Step, str]) -> None:
+def schedule(
+    rec: ClusterRecord | HsmRecord | BackupRecord, now: float, *steps: tuple[str, Step, str]
+) -> None:
     """Replace ``rec``'s pending transitions with ``steps`` (state, duration kind, message),
     each starting when the previous one ends."""
     at = now
@@ -80,15 +91,16 @@ def schedule(rec: dict[str, Any], now: float, *steps: tuple[str, Step, str]) -> 
         rec["next"].append(step(state, at, message))
 
 
-def _settle_record(rec: dict[str, Any], now: float) -> None:
+def _settle_record(rec: ClusterRecord | HsmRecord | BackupRecord, now: float) -> None:
     pending = rec.get("next") or []
     while pending and pending[0]["at"] <= now:
         done = pending.pop(0)
         rec["state"] = done["state"]
         rec["state_message"] = done["message"]
         rec["state_since"] = done["at"]
+        fields = cast("dict[str, Any]", rec)  # ``set`` names fields of any record kind
         for key, value in done.get("set", {}).items():
-            rec[key] = value
+            fields[key] = value
     rec["next"] = pending
 
 
@@ -97,7 +109,7 @@ def _settle_record(rec: dict[str, Any], now: float) -> None:
 KEEP_DELETED_S = 3600.0
 
 
-def settle(data: dict[str, Any], clock: ClockReading) -> dict[str, Any]:
+def settle(data: ControlPlaneDocument, clock: ClockReading) -> ControlPlaneDocument:
     """Apply every transition due on the lab clock to the state document ``data`` (in place).
 
     Each record is judged by the clock of the lesson scope that owns it. HSMs that
@@ -134,7 +146,7 @@ class ControlPlane:
         self.clock = LabClock(workspace)
         self.state = state_file(workspace)
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> ControlPlaneDocument:
         """A settled copy of the state (reading never writes).
 
         If the state shows an intent nobody is working on (its process died), it is
@@ -143,10 +155,10 @@ class ControlPlane:
         data = self.state.read()
         if has_intents(data) and reconcile(self.workspace):
             data = self.state.read()
-        return settle(data, self.clock.reading())
+        return settle(cast(ControlPlaneDocument, data), self.clock.reading())
 
     @contextlib.contextmanager
-    def change(self) -> Iterator[dict[str, Any]]:
+    def change(self) -> Iterator[ControlPlaneDocument]:
         """Lock, settle, and yield the state for changing; written back atomically.
 
         Intents found under the lock belong to a dead process: they are repaired first.
@@ -154,13 +166,14 @@ class ControlPlane:
         with self.state.locked():
             if has_intents(self.state.read()):
                 reconcile(self.workspace, wait=True)
-            with self.state.update() as data:
+            with self.state.update() as raw:
+                data = cast(ControlPlaneDocument, raw)  # validate_state checked its shape
                 settle(data, self.clock.reading())
                 yield data
 
-    def commit(self, data: dict[str, Any]) -> None:
+    def commit(self, data: ControlPlaneDocument) -> None:
         """Make ``data`` durable now, inside :meth:`change` (records an intent)."""
-        self.state.commit(data)
+        self.state.commit(cast("dict[str, Any]", data))
 
 
 # --- Python view for other layers ---------------------------------------------------------
@@ -231,7 +244,7 @@ class Cluster:
         return self.state in (ClusterState.INITIALIZED, ClusterState.ACTIVE, ClusterState.DEGRADED)
 
 
-def _hsm_view(rec: dict[str, Any], cluster_id: str) -> Hsm:
+def _hsm_view(rec: HsmRecord, cluster_id: str) -> Hsm:
     return Hsm(
         hsm_id=rec["id"],
         cluster_id=cluster_id,
@@ -250,7 +263,7 @@ def _hsm_view(rec: dict[str, Any], cluster_id: str) -> Hsm:
     )
 
 
-def cluster_view(rec: dict[str, Any]) -> Cluster:
+def cluster_view(rec: ClusterRecord) -> Cluster:
     """The :class:`Cluster` dataclass of a settled cluster record."""
     pki = rec.get("pki", {})
     return Cluster(
@@ -362,12 +375,12 @@ def activate_cluster(workspace: Workspace | None, cluster_id: str) -> Cluster:
 
 
 def record_backup(
-    data: dict[str, Any],
-    cluster: dict[str, Any],
+    data: ControlPlaneDocument,
+    cluster: ClusterRecord,
     now: float,
     workspace: Workspace | None = None,
     last_resort: str | None = None,
-) -> dict[str, Any]:
+) -> BackupRecord:
     """Add an automatic backup of ``cluster`` to the state (CREATE_IN_PROGRESS → READY).
 
     With ``workspace``, the HSMs' users and keys are captured and stored encrypted
@@ -376,7 +389,12 @@ def record_backup(
     """
     from labsupport.controlplane import backups, ids
 
-    backup = {
+    pki, kept = cluster.get("pki", PkiRecord()), PkiRecord()  # a backup keeps the signed cert
+    if "cluster_cert" in pki:
+        kept["cluster_cert"] = pki["cluster_cert"]
+    if "trust_anchor" in pki:
+        kept["trust_anchor"] = pki["trust_anchor"]
+    backup: BackupRecord = {
         "id": ids.backup_id(),
         "region": cluster["region"],
         "cluster_id": cluster["id"],
@@ -388,9 +406,7 @@ def record_backup(
         "mode": cluster["mode"],
         "never_expires": False,
         "tags": [],
-        "pki": {
-            k: v for k, v in cluster.get("pki", {}).items() if k in ("cluster_cert", "trust_anchor")
-        },
+        "pki": kept,
     }
     if workspace is not None:
         contents = backups.capture(workspace, cluster, last_resort)

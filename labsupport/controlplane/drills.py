@@ -17,6 +17,7 @@ removed and when the new one joins. The cluster is ACTIVE again once no HSM is D
 from __future__ import annotations
 
 from labsupport.controlplane.cluster import Cluster, ControlPlane, cluster_view
+from labsupport.controlplane.records import ClusterRecord
 from labsupport.controlplane.states import ClusterState, HsmState
 from labsupport.errors import LabError
 from labsupport.workspace.home import Workspace
@@ -57,7 +58,9 @@ def lab_fail_hsm(workspace: Workspace | None, cluster_id: str, hsm_id: str) -> C
         return cluster_view(rec)
 
 
-def recover_if_healthy(rec: dict, leaving: str, at_state: str = ClusterState.ACTIVE.value) -> bool:
+def recover_if_healthy(
+    rec: ClusterRecord, leaving: str, at_state: str = ClusterState.ACTIVE.value
+) -> bool:
     """After HSM ``leaving`` is deleted: True (and the cluster set ACTIVE) if no HSM is
     DEGRADED any more. Called by DeleteHsm."""
     if rec["state"] != ClusterState.DEGRADED:

@@ -28,6 +28,7 @@ from labsupport.aws.inprocess import AwsServiceError, http_response
 from labsupport.aws.paging import InvalidPageToken, paginate
 from labsupport.controlplane import ids
 from labsupport.controlplane.cluster import ControlPlane
+from labsupport.controlplane.records import ClusterRecord
 from labsupport.controlplane.states import ClusterState
 from labsupport.controlplane.vpc import VPC_CIDR, DefaultVpc, default_vpc
 from labsupport.errors import LabError
@@ -240,7 +241,7 @@ class Ec2Service:
     def _vpc(self) -> DefaultVpc:
         return default_vpc(self.workspace, self.region)
 
-    def _clusters(self) -> list[dict[str, Any]]:
+    def _clusters(self) -> list[ClusterRecord]:
         return [
             c
             for c in ControlPlane(self.workspace).view()["clusters"].values()
@@ -332,7 +333,7 @@ class Ec2Service:
         for cluster in self._clusters():
             for hsm in cluster["hsms"].values():
                 eni_count[hsm["subnet"]] = eni_count.get(hsm["subnet"], 0) + 1
-        subnets = [
+        subnets: list[dict[str, Any]] = [
             {
                 "SubnetId": s.subnet_id,
                 "SubnetArn": f"arn:aws:ec2:{self.region}:{ids.ACCOUNT_ID}:subnet/{s.subnet_id}",
@@ -448,7 +449,7 @@ class Ec2Service:
 
     def DescribeNetworkInterfaces(self, query: Query) -> dict[str, Any]:
         """The ENIs of the HSMs (one per HSM, in the HSM's subnet)."""
-        enis = []
+        enis: list[dict[str, Any]] = []
         for cluster in self._clusters():
             for hsm in sorted(cluster["hsms"].values(), key=lambda h: h["created"]):
                 enis.append(

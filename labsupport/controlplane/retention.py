@@ -16,10 +16,9 @@ that are still inside the retention period (older ones AWS would already have de
 
 from __future__ import annotations
 
-from typing import Any
-
 from labsupport.controlplane import backups
 from labsupport.controlplane.cluster import record_backup, record_owner, settle
+from labsupport.controlplane.records import BackupRecord, ClusterRecord, ControlPlaneDocument
 from labsupport.controlplane.states import BackupState, ClusterState
 from labsupport.workspace.clock import ClockReading
 from labsupport.workspace.home import Workspace
@@ -30,7 +29,7 @@ MAX_CATCH_UP = 380
 _BACKED_UP = (ClusterState.ACTIVE.value, ClusterState.DEGRADED.value)
 
 
-def _own_backups(data: dict[str, Any], cluster: dict[str, Any]) -> list[dict[str, Any]]:
+def _own_backups(data: ControlPlaneDocument, cluster: ClusterRecord) -> list[BackupRecord]:
     return [
         b
         for b in data.get("backups", {}).values()
@@ -40,7 +39,7 @@ def _own_backups(data: dict[str, Any], cluster: dict[str, Any]) -> list[dict[str
     ]
 
 
-def _next_daily(data: dict[str, Any], cluster: dict[str, Any]) -> float | None:
+def _next_daily(data: ControlPlaneDocument, cluster: ClusterRecord) -> float | None:
     if cluster["state"] not in _BACKED_UP:
         return None
     own = _own_backups(data, cluster)
@@ -49,7 +48,7 @@ def _next_daily(data: dict[str, Any], cluster: dict[str, Any]) -> float | None:
     return max(b["created"] for b in own) + DAY
 
 
-def _expired(data: dict[str, Any], backup: dict[str, Any], now: float) -> int | None:
+def _expired(data: ControlPlaneDocument, backup: BackupRecord, now: float) -> int | None:
     """The retention period (days) ``backup`` has outlived, or None if it is kept."""
     if backup["state"] != BackupState.READY or backup.get("never_expires"):
         return None
@@ -68,11 +67,11 @@ def _expired(data: dict[str, Any], backup: dict[str, Any], now: float) -> int | 
     return None
 
 
-def _retention_days(cluster: dict[str, Any]) -> int:
+def _retention_days(cluster: ClusterRecord) -> int:
     return int(cluster.get("retention", {}).get("Value", 90))
 
 
-def due(data: dict[str, Any], clock: ClockReading) -> bool:
+def due(data: ControlPlaneDocument, clock: ClockReading) -> bool:
     """True if a daily backup or an expiry is due (a cheap check on a settled view)."""
     for cluster in data.get("clusters", {}).values():
         at = _next_daily(data, cluster)
@@ -87,7 +86,7 @@ def due(data: dict[str, Any], clock: ClockReading) -> bool:
 
 
 def housekeeping(
-    workspace: Workspace, data: dict[str, Any], clock: ClockReading
+    workspace: Workspace, data: ControlPlaneDocument, clock: ClockReading
 ) -> dict[str, list[str]]:
     """Take the missed daily backups and apply retention (caller holds the state lock).
 

@@ -72,7 +72,7 @@ class Subnet:
     @property
     def network(self) -> ipaddress.IPv4Network:
         """The subnet's address range."""
-        return ipaddress.ip_network(self.cidr_block)
+        return ipaddress.IPv4Network(self.cidr_block)
 
     def usable_hosts(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
         """First and last address AWS hands out (it reserves the first 4 and the last)."""

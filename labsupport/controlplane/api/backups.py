@@ -21,6 +21,7 @@ from labsupport.controlplane.api.inputs import (
 from labsupport.controlplane.api.shapes import backup_to_api
 from labsupport.controlplane.clock import Step
 from labsupport.controlplane.cluster import schedule
+from labsupport.controlplane.records import BackupRecord, ControlPlaneDocument
 from labsupport.controlplane.states import BackupState
 
 
@@ -107,8 +108,8 @@ class BackupOperations(CloudHsmV2Base):
                 raise invalid(
                     f"Backup {src['id']} is {src['state']}; only a READY backup can be copied."
                 )
-            copy = {
-                **{k: v for k, v in src.items() if k not in ("next",)},
+            copy: BackupRecord = {
+                **src,  # its ``next`` steps are replaced by schedule() below
                 "id": ids.backup_id(),
                 "region": dest,
                 "state": BackupState.CREATE_IN_PROGRESS.value,
@@ -139,7 +140,7 @@ class BackupOperations(CloudHsmV2Base):
 
     # -- resource policies (backups only, as on AWS) ---------------------------------------
 
-    def _policy_target(self, data: dict[str, Any], arn: Any) -> dict[str, Any]:
+    def _policy_target(self, data: ControlPlaneDocument, arn: Any) -> BackupRecord:
         match = ids.RESOURCE_ARN.match(arn) if isinstance(arn, str) else None
         if not match:
             raise invalid(

@@ -11,6 +11,7 @@ from labsupport.controlplane import ids
 from labsupport.controlplane.api.inputs import INVALID, invalid, not_found
 from labsupport.controlplane.cluster import ControlPlane
 from labsupport.controlplane.reconcile import reconcile
+from labsupport.controlplane.records import BackupRecord, ClusterRecord, ControlPlaneDocument
 from labsupport.controlplane.states import ClusterState
 from labsupport.errors import LabError
 from labsupport.workspace.home import Workspace
@@ -43,13 +44,13 @@ class CloudHsmV2Base(JsonService):
         """Now on the lab clock (seconds since the epoch)."""
         return self.plane.clock.now()
 
-    def _cluster(self, data: dict[str, Any], cluster_id: Any) -> dict[str, Any]:
+    def _cluster(self, data: ControlPlaneDocument, cluster_id: Any) -> ClusterRecord:
         rec = data["clusters"].get(cluster_id) if isinstance(cluster_id, str) else None
         if rec is None or rec["region"] != self.region:
             raise not_found(f"Cluster {cluster_id} not found in region {self.region}.")
         return rec
 
-    def _backup(self, data: dict[str, Any], backup_id: Any) -> dict[str, Any]:
+    def _backup(self, data: ControlPlaneDocument, backup_id: Any) -> BackupRecord:
         match = ids.BACKUP_ARN.match(backup_id) if isinstance(backup_id, str) else None
         if not match:
             raise invalid(f"Invalid backup id {backup_id!r}: it must look like backup-ro5c4er4aac.")
@@ -58,7 +59,9 @@ class CloudHsmV2Base(JsonService):
             raise not_found(f"Backup {match.group('id')} not found in region {self.region}.")
         return rec
 
-    def _resource(self, data: dict[str, Any], resource_id: Any) -> dict[str, Any]:
+    def _resource(
+        self, data: ControlPlaneDocument, resource_id: Any
+    ) -> ClusterRecord | BackupRecord:
         if str(resource_id).startswith("cluster-"):
             return self._cluster(data, resource_id)
         return self._backup(data, resource_id)

@@ -21,6 +21,7 @@ from labsupport.controlplane.api.inputs import (
 from labsupport.controlplane.api.shapes import cluster_to_api
 from labsupport.controlplane.clock import Step
 from labsupport.controlplane.cluster import owner_from, record_backup, schedule
+from labsupport.controlplane.records import ClusterRecord, PkiRecord
 from labsupport.controlplane.states import (
     BackupState,
     ClusterMode,
@@ -107,7 +108,7 @@ class ClusterOperations(CloudHsmV2Base):
                         f"can only be restored into a {source['mode']} cluster, not {mode.value}."
                     )
             cluster_id = ids.cluster_id()
-            rec: dict[str, Any] = {
+            rec: ClusterRecord = {
                 "id": cluster_id,
                 "region": self.region,
                 "owner": owner_from(tags),
@@ -137,7 +138,7 @@ class ClusterOperations(CloudHsmV2Base):
                 )
             else:
                 rec["source_backup"] = source["id"]
-                rec["pki"] = dict(source.get("pki", {}))
+                rec["pki"] = PkiRecord(**source.get("pki", PkiRecord()))
                 try:
                     backups.restore_cluster_document(
                         self.workspace, source["id"], cluster_id, rec["owner"]
@@ -207,7 +208,7 @@ class ClusterOperations(CloudHsmV2Base):
                 )
             try:
                 pki.verify_cluster_certificate(
-                    rec["pki"]["csr"], params["SignedCert"], params["TrustAnchor"], now
+                    rec["pki"].get("csr") or "", params["SignedCert"], params["TrustAnchor"], now
                 )
             except pki.CertificateRejected as exc:
                 raise invalid(f"InitializeCluster for {cid} rejected: {exc}") from None

@@ -12,6 +12,7 @@ from labsupport.controlplane.api.inputs import MAX_HSMS_PER_CLUSTER, invalid, no
 from labsupport.controlplane.api.shapes import hsm_to_api
 from labsupport.controlplane.clock import Step
 from labsupport.controlplane.cluster import record_backup, record_owner, schedule
+from labsupport.controlplane.records import ClusterRecord, ControlPlaneDocument, HsmRecord
 from labsupport.controlplane.states import ClusterState, HsmState
 from labsupport.controlplane.vpc import default_vpc
 
@@ -77,7 +78,7 @@ class HsmOperations(CloudHsmV2Base):
 
             hsm_id = ids.hsm_id()
             first = state is ClusterState.UNINITIALIZED
-            hsm = {
+            hsm: HsmRecord = {
                 "id": hsm_id,
                 "az": az,
                 "subnet": subnet.subnet_id,
@@ -114,12 +115,10 @@ class HsmOperations(CloudHsmV2Base):
                 self.plane.commit(data)
                 raise
             del hsm["intent"]
-            hsm.update(
-                serial=identity.serial,
-                holds_cluster_key=first,
-                aws_hw_cert=identity.aws_hardware_certificate,
-                mfr_hw_cert=identity.manufacturer_hardware_certificate,
-            )
+            hsm["serial"] = identity.serial
+            hsm["holds_cluster_key"] = first
+            hsm["aws_hw_cert"] = identity.aws_hardware_certificate
+            hsm["mfr_hw_cert"] = identity.manufacturer_hardware_certificate
             # The lab-clock wait starts when the token exists (provisioning takes real time).
             schedule(hsm, self._now(), (HsmState.ACTIVE.value, Step.HSM_CREATE, "HSM created."))
             if first:
@@ -135,7 +134,7 @@ class HsmOperations(CloudHsmV2Base):
             return {"Hsm": hsm_to_api(hsm, cid)}
 
     def _restore_first_hsm(
-        self, data: dict[str, Any], rec: dict[str, Any], hsm: dict[str, Any], now: float
+        self, data: ControlPlaneDocument, rec: ClusterRecord, hsm: HsmRecord, now: float
     ) -> None:
         """Load the source backup into the first HSM of a restored cluster; the cluster
         becomes ACTIVE when that HSM does."""
@@ -165,7 +164,9 @@ class HsmOperations(CloudHsmV2Base):
             rec = self._cluster(data, params["ClusterId"])
             field_of = {"HsmId": "id", "EniId": "eni_id", "EniIp": "eni_ip"}
             matches = [
-                h for h in rec["hsms"].values() if all(h[field_of[k]] == params[k] for k in keys)
+                h
+                for h in rec["hsms"].values()
+                if all(h[field_of[k]] == params[k] for k in keys)  # type: ignore[literal-required]
             ]
             if not matches:
                 what = " / ".join(f"{k} {params[k]}" for k in keys)

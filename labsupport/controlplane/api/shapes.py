@@ -3,13 +3,14 @@ from the records in ``state/cloudhsmv2.json``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from labsupport.controlplane import ids
+from labsupport.controlplane.records import BackupRecord, ClusterRecord, HsmRecord
 from labsupport.controlplane.states import ClusterState, HsmState
 
 
-def hsm_to_api(hsm: dict[str, Any], cluster_id: str) -> dict[str, Any]:
+def hsm_to_api(hsm: HsmRecord, cluster_id: str) -> dict[str, Any]:
     """The ``Hsm`` structure of the API."""
     return {
         "AvailabilityZone": hsm["az"],
@@ -24,17 +25,18 @@ def hsm_to_api(hsm: dict[str, Any], cluster_id: str) -> dict[str, Any]:
     }
 
 
-def certificates_to_api(cluster: dict[str, Any]) -> dict[str, str]:
+def certificates_to_api(cluster: ClusterRecord) -> dict[str, str]:
     """``Certificates`` as AWS shows them: CSR and HSM chain while UNINITIALIZED (and the
     HSM that made the CSR is ACTIVE), the cluster certificate once initialization began."""
     pki_rec = cluster.get("pki", {})
     state = cluster["state"]
     out: dict[str, str] = {}
-    if state == ClusterState.UNINITIALIZED and pki_rec.get("csr"):
+    csr = pki_rec.get("csr")
+    if state == ClusterState.UNINITIALIZED and csr:
         holder = cluster["hsms"].get(pki_rec.get("csr_hsm", ""))
         if holder and holder["state"] == HsmState.ACTIVE:
-            out["ClusterCsr"] = pki_rec["csr"]
-            out["HsmCertificate"] = pki_rec["hsm_cert"]
+            out["ClusterCsr"] = csr
+            out["HsmCertificate"] = pki_rec.get("hsm_cert") or ""
             out["AwsHardwareCertificate"] = pki_rec["aws_hw_cert"]
             out["ManufacturerHardwareCertificate"] = pki_rec["mfr_hw_cert"]
     elif pki_rec.get("cluster_cert"):
@@ -42,7 +44,7 @@ def certificates_to_api(cluster: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def cluster_to_api(cluster: dict[str, Any]) -> dict[str, Any]:
+def cluster_to_api(cluster: ClusterRecord) -> dict[str, Any]:
     """The ``Cluster`` structure of the API."""
     hsms = sorted(cluster["hsms"].values(), key=lambda h: h["created"])
     out: dict[str, Any] = {
@@ -69,7 +71,7 @@ def cluster_to_api(cluster: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def backup_to_api(backup: dict[str, Any]) -> dict[str, Any]:
+def backup_to_api(backup: BackupRecord) -> dict[str, Any]:
     """The ``Backup`` structure of the API."""
     out: dict[str, Any] = {
         "BackupId": backup["id"],
@@ -89,6 +91,7 @@ def backup_to_api(backup: dict[str, Any]) -> dict[str, Any]:
         ("source_cluster", "SourceCluster"),
         ("deleted_at", "DeleteTimestamp"),
     ):
-        if backup.get(key) is not None:
-            out[api] = backup[key]
+        value = cast("dict[str, Any]", backup).get(key)
+        if value is not None:
+            out[api] = value
     return out

@@ -7,6 +7,7 @@ from typing import Any
 from labsupport.aws.inprocess import AwsServiceError
 from labsupport.controlplane.api.base import CloudHsmV2Base
 from labsupport.controlplane.api.inputs import LIMIT, MAX_TAGS, check_tags, page_of
+from labsupport.controlplane.records import Tag
 
 
 class TagOperations(CloudHsmV2Base):
@@ -19,7 +20,7 @@ class TagOperations(CloudHsmV2Base):
             tags = {t["Key"]: t["Value"] for t in rec.get("tags", [])}
             for tag in params["TagList"]:
                 tags[tag["Key"]] = tag.get("Value", "")
-            merged = [{"Key": k, "Value": v} for k, v in tags.items()]
+            merged: list[Tag] = [{"Key": k, "Value": v} for k, v in tags.items()]
             check_tags(params["TagList"])
             if len(merged) > MAX_TAGS:
                 raise AwsServiceError(
