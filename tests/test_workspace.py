@@ -90,6 +90,25 @@ def test_state_roundtrip_is_atomic_and_private(workspace: Workspace) -> None:
     assert leftovers == []
 
 
+def test_a_same_stamp_rewrite_by_another_process_is_seen(workspace: Workspace) -> None:
+    """ext4 stamps files with a coarse clock and reuses inodes: another process's rewrite
+    of the same size within one tick has the same (mtime, size, inode). A reader that
+    trusted that stamp served its stale copy, and a locked update wrote it back."""
+    mine = workspace.state("demo")
+    mine.replace({"hsm": "hsm-aaaaaaaaaaa"})
+    assert mine.read() == {"hsm": "hsm-aaaaaaaaaaa"}  # now cached
+    before = mine.path.stat()
+    other = json.dumps({"hsm": "hsm-bbbbbbbbbbb"}, indent=1, sort_keys=True).encode()
+    assert len(other) == before.st_size
+    with open(mine.path, "r+b") as fh:  # same inode, same size
+        fh.write(other)
+    os.utime(mine.path, ns=(before.st_atime_ns, before.st_mtime_ns))  # same tick
+    assert mine.read() == {"hsm": "hsm-bbbbbbbbbbb"}
+    with mine.update() as data:
+        data["n"] = 1
+    assert json.loads(mine.path.read_text()) == {"hsm": "hsm-bbbbbbbbbbb", "n": 1}
+
+
 def test_failed_update_writes_nothing(workspace: Workspace) -> None:
     sf = workspace.state("demo")
     sf.replace({"keep": True})

@@ -105,9 +105,12 @@ class StateFile:
         self._timeout = timeout
         self._default = default if default is not None else {}
         self._validate = validate
-        # Cache keyed on the file's (mtime_ns, size, inode): reads do no JSON work
-        # when nothing changed, which keeps describe-style calls fast.
-        self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        # Cache keyed on the file's bytes: a read costs one small read(2) and no JSON or
+        # shape work when nothing changed, which keeps describe-style calls fast. Not keyed
+        # on (mtime, size, inode): ext4 stamps files with a coarse clock and reuses a
+        # replaced file's inode, so another process's quick rewrite of the same size could
+        # look unchanged and a locked update would write a stale copy back.
+        self._cache: tuple[bytes, dict[str, Any]] | None = None
 
     def read(self) -> dict[str, Any]:
         """Return the current contents (a fresh copy the caller may change)."""
@@ -223,20 +226,21 @@ class StateFile:
         return data
 
     def _load(self) -> dict[str, Any]:
-        stamp = self._stamp()
-        if stamp is None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
             return json.loads(json.dumps(self._default))
-        if self._cache is not None and self._cache[0] == stamp:
+        if self._cache is not None and self._cache[0] == raw:
             return self._cache[1]
         try:
-            data = self._parse(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return self._load()  # replaced between stat and read: read the new one
+            data = self._parse(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             data = self._recover(exc)
-            stamp = self._stamp()
-        if stamp is not None:
-            self._cache = (stamp, data)
+            try:
+                raw = self.path.read_bytes()
+            except FileNotFoundError:
+                return data
+        self._cache = (raw, data)
         return data
 
     def _recover(self, exc: Exception) -> dict[str, Any]:
@@ -298,7 +302,7 @@ class StateFile:
                 f"Cannot write {self.path}: {exc.strerror}.",
                 "Free some disk space or choose another CLOUDHSM_LAB_HOME.",
             ) from exc
-        self._cache = (self._stamp() or (0, 0, 0), json.loads(payload))
+        self._cache = (payload, json.loads(payload))
 
     def _atomic(self, target: Path, payload: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
