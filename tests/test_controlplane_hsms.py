@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import warnings
 from typing import Any
 
 import pkcs11
@@ -23,6 +24,7 @@ from cp_fixtures import (
 from labsupport import aws
 from labsupport.controlplane import activate_cluster, cluster_for_ip, describe_cluster, pki
 from labsupport.controlplane.hardware import CLUSTER_KEY_LABEL, HARDWARE_KEY_LABEL
+from labsupport.controlplane.reconcile import needs_reconcile, reconcile
 from labsupport.controlplane.states import ClusterState, HsmState
 from labsupport.hsm import token_store
 from labsupport.hsm.tokens import firmware_session
@@ -228,3 +230,21 @@ def test_delete_hsm_while_deleting(workspace: Any, monkeypatch: Any) -> None:
     assert describe(cloudhsm, cid)["Hsms"][0]["State"] == "DELETE_IN_PROGRESS"
     with pytest.raises(cloudhsm.exceptions.CloudHsmInvalidRequestException, match="already"):
         cloudhsm.delete_hsm(ClusterId=cid, HsmId=first)
+
+
+def test_a_deleted_hsm_waiting_out_delete_in_progress_is_no_zombie(
+    workspace: Any, monkeypatch: Any
+) -> None:
+    """DeleteHsm removes the token, then the HSM shows DELETE_IN_PROGRESS for the AWS
+    duration. Another process's reconcile took it for an HSM whose token had vanished and
+    dropped it at once, with a ControlPlaneRepaired warning (seen under HSM churn)."""
+    monkeypatch.setenv("CLOUDHSM_LAB_CLOCK", "fast")
+    cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
+    cid, first = with_first_hsm(cloudhsm, aws.client("ec2", workspace=workspace))
+    freeze_normal_clock(workspace, monkeypatch)
+    cloudhsm.delete_hsm(ClusterId=cid, HsmId=first)
+    assert not needs_reconcile(workspace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a repair would warn
+        assert not reconcile(workspace, wait=True)
+    assert describe(cloudhsm, cid)["Hsms"][0]["State"] == "DELETE_IN_PROGRESS"

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labsupport.controlplane.records import STATE_NAME, has_intents, state_file
-from labsupport.controlplane.states import ClusterState
+from labsupport.controlplane.states import ClusterState, HsmState
 from labsupport.hsm.tokens import TokenPurpose, TokenStore, firmware_delete
 from labsupport.workspace.home import Workspace
 from labsupport.workspace.statefile import StateFile
@@ -81,10 +81,9 @@ def needs_reconcile(workspace: Workspace, state: StateFile | None = None) -> boo
     if store.needs_reconcile():
         return True
     records = store.records()
-    hsm_tokens = {
-        h["token"] for c in data.get("clusters", {}).values() for h in c.get("hsms", {}).values()
-    }
-    if any(label not in records for label in hsm_tokens):
+    hsms = [h for c in data.get("clusters", {}).values() for h in c.get("hsms", {}).values()]
+    hsm_tokens = {h["token"] for h in hsms}
+    if any(h["token"] not in records for h in hsms if _keeps_a_token(h)):
         return True  # an HSM whose token is gone
     orphans = {r.label for r in records.values() if r.purpose is TokenPurpose.HSM} - hsm_tokens
     return bool(orphans)
@@ -142,7 +141,7 @@ def _reconcile_locked(workspace: Workspace, state: StateFile, repairs: Repairs) 
             elif intent == "delete":
                 firmware_delete(store, hsm["token"])
                 repairs.finished_deletes.append(hid)
-            elif hsm["token"] not in tokens:
+            elif hsm["token"] not in tokens and _keeps_a_token(hsm):
                 repairs.zombie_hsms.append(hid)
             else:
                 continue
@@ -160,3 +159,9 @@ def _reconcile_locked(workspace: Workspace, state: StateFile, repairs: Repairs) 
             repairs.orphan_tokens.append(label)
     if changed:
         state.replace(data)
+
+
+def _keeps_a_token(hsm: dict[str, Any]) -> bool:
+    """False for an HSM that DeleteHsm finished with: its token is gone by design while it
+    waits out DELETE_IN_PROGRESS on the lab clock (settle then drops it) — not a zombie."""
+    return hsm.get("state") != HsmState.DELETE_IN_PROGRESS.value
