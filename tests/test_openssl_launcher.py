@@ -11,9 +11,11 @@ Skips only when the PKCS#11 engine is not installed locally; under CI it must ru
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -433,6 +435,10 @@ def test_tls_round_trip_with_the_key_in_an_hsm_and_failover(lab3: Any, tmp_path:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        # openssl runs in the launcher's process group: if the launcher died early (a failed
+        # run), its openssl would outlive the test holding the port — kill the whole group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
     output = "\n".join(out.lines)
     for secret in [*internal_pins(lab3.workspace), pin("alice")]:
         assert secret not in output
