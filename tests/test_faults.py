@@ -83,11 +83,8 @@ def assert_consistent(workspace: Workspace) -> dict[str, int]:
     serials = {r.serial for r in records.values()}
     dirs = {serial_of_dir(p.name): p for p in workspace.token_dir.iterdir()}
     # A DELETE_IN_PROGRESS HSM has no token by design (DeleteHsm removed it first).
-    zombies = [
-        hid
-        for hid, state in listed.items()
-        if state != "DELETE_IN_PROGRESS" and (hid not in records or records[hid].serial not in dirs)
-    ]
+    holding = [hid for hid, state in listed.items() if state != "DELETE_IN_PROGRESS"]
+    zombies = [hid for hid in holding if hid not in records or records[hid].serial not in dirs]
     assert not zombies, f"HSMs without a token: {zombies}"
     orphans = [
         label
@@ -99,7 +96,7 @@ def assert_consistent(workspace: Workspace) -> dict[str, int]:
     assert not stray_dirs, f"token directories nobody records: {stray_dirs}"
     store.refresh()
     visible = {t.label for t in store.lib.get_tokens()}
-    assert {hid for hid, state in listed.items() if state != "DELETE_IN_PROGRESS"} <= visible
+    assert set(holding) <= visible
     temp = [p.name for p in workspace.state_dir.iterdir() if p.name.startswith(".")]
     temp = [n for n in temp if not n.startswith(".write-test")]
     assert not temp, f"temporary files left: {temp}"

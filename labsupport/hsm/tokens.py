@@ -315,9 +315,10 @@ class TokenStore:
         Tokens that play a cluster's HSM are made by the control plane only
         (:func:`firmware_create`); asking for one here raises :class:`HsmTokenSealed`.
         """
-        if TokenPurpose(purpose) is TokenPurpose.HSM or is_hsm_token(str(label)):
+        purpose = TokenPurpose(purpose)
+        if purpose is TokenPurpose.HSM or is_hsm_token(str(label)):
             raise _sealed_lifecycle(str(label), "create")
-        return self._create(label, owner, user_pin, TokenPurpose(purpose))
+        return self._create(label, owner, user_pin, purpose)
 
     def _create(
         self, label: str, owner: str, user_pin: str | None, purpose: TokenPurpose
@@ -330,7 +331,7 @@ class TokenStore:
             owner=owner,
             created=time.time(),
             status=TokenStatus.CREATING,
-            purpose=TokenPurpose(purpose),
+            purpose=purpose,
         )
         pins = TokenPins(
             user_pin=user_pin if user_pin is not None else secrets.token_hex(8),
@@ -358,13 +359,10 @@ class TokenStore:
         A token that plays a cluster's HSM is removed by the control plane only (DeleteHsm,
         :func:`firmware_delete`); asking for it here raises :class:`HsmTokenSealed`.
         """
-        if is_hsm_token(str(label)) or self._plays_hsm(label):
+        rec = self._all().get(label)
+        if is_hsm_token(str(label)) or (rec is not None and rec.plays_hsm):
             raise _sealed_lifecycle(str(label), "delete")
         self._delete(label)
-
-    def _plays_hsm(self, label: str) -> bool:
-        rec = self._all().get(label)
-        return rec is not None and rec.plays_hsm
 
     def _delete(self, label: str) -> None:
         with self._state.locked():
