@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from types import SimpleNamespace
 
 import pytest
 from client_fixtures import lab, make_aes, pin
@@ -322,6 +323,16 @@ def test_attribute_mapper_is_honoured(lab):
     with lab.client.token.open(user_pin="alice:alice-pass-1", attribute_mapper=mapper) as s:
         key = s.generate_key(KeyType.AES, 128, id="SAMPLE KEY")
         assert key[Attribute.ID] == "SAMPLE KEY"
+        # key pairs take the mapper's values in their templates, RSA and EC alike
+        mapper.register_handler(Attribute.LABEL, bytes, bytes)  # labels as bytes
+        curve = {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}
+        ec = s.create_domain_parameters(KeyType.EC, curve, local=True)
+        for name, pair in (
+            ("rsa", lambda t: s.generate_keypair(KeyType.RSA, 2048, private_template=t)),
+            ("ec", lambda t: ec.generate_keypair(private_template=t)),
+        ):
+            _, private = pair({Attribute.LABEL: name.encode()})
+            assert private[Attribute.LABEL] == name.encode()
 
 
 def test_bulk_attribute_read_is_partial_like_python_pkcs11(lab):
@@ -381,9 +392,12 @@ def test_gcm_iv_is_generated_by_the_hsm_and_written_back(lab, store):
         GCMParams(bytes(12)),  # immutable: the HSM could not hand its IV back
         GCMParams(b"\x07" * 12),
         GCMParams(bytearray(8)),  # CloudHSM writes 12 bytes
+        SimpleNamespace(
+            nonce=bytearray(12), aad=None, tag_bits=128
+        ),  # python-pkcs11 wants GCMParams
         None,
     ],
-    ids=["bytes-zero", "bytes-chosen", "short-buffer", "no-params"],
+    ids=["bytes-zero", "bytes-chosen", "short-buffer", "not-gcmparams", "no-params"],
 )
 def test_gcm_encrypt_without_a_writable_iv_buffer_is_refused(lab, param):
     session = lab.login("alice")
@@ -392,6 +406,23 @@ def test_gcm_encrypt_without_a_writable_iv_buffer_is_refused(lab, param):
         key.encrypt(b"data", mechanism=Mechanism.AES_GCM, mechanism_param=param)
     assert isinstance(info.value, GcmIvRefused)
     assert "bytearray(12)" in info.value.fix and "CloudHSM" in str(info.value)
+
+
+def test_gcm_runs_with_the_callers_aad_and_tag_length(lab):
+    """The HSM's IV goes into the caller's GCMParams, which then run as given."""
+    key = make_aes(lab.login("alice"), "gcm")
+    params = GCMParams(bytearray(12), b"header", 96)
+    sealed = key.encrypt(b"data", mechanism=Mechanism.AES_GCM, mechanism_param=params)
+    assert len(sealed) == len(b"data") + 96 // 8
+    iv = bytes(params.nonce)
+    opened = key.decrypt(
+        sealed, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(iv, b"header", 96)
+    )
+    assert opened == b"data"
+    with pytest.raises(ckr.PKCS11Error):
+        key.decrypt(
+            sealed, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(iv, b"other", 96)
+        )
 
 
 def test_gcm_helper_returns_the_hsm_iv_on_cluster_and_bare_token(lab, workspace):

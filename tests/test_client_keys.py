@@ -8,6 +8,7 @@ import pkcs11
 import pytest
 from client_fixtures import build, gcm, lab, make_aes, token_refs, ungcm
 from pkcs11 import Attribute, KeyType, Mechanism
+from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from labsupport import client as chsm
@@ -78,6 +79,52 @@ def test_key_pairs_sign_on_every_hsm(lab):
     signers = {r.hsm_id for r in recent if r.operation == "sign"}
     assert len(signers) == 2
     assert len(pub.hsms) == len(priv.hsms) == len(ec_priv.hsms) == 2
+
+
+def test_the_four_routed_operations_check_their_mechanism_and_take_turns(lab):
+    """encrypt, decrypt, sign and verify: each is logged under its name, the calls on one
+    key alternate between the HSMs holding it, and each refuses a mechanism outside CloudHSM's list, naming itself, before routing —
+    also right after another mechanism passed the check."""
+    session = lab.login("alice")
+    aes = make_aes(session, "aes")
+    params = session.create_domain_parameters(
+        KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True
+    )
+    ec_pub, ec_priv = params.generate_keypair(label="ec", store=True)
+    digest = hashlib.sha256(b"hello").digest()
+    before = lab.client.requests.total
+    for _ in range(2):
+        gcm_params = GCMParams(bytearray(12))
+        sealed = aes.encrypt(b"data", mechanism=Mechanism.AES_GCM, mechanism_param=gcm_params)
+        opened = aes.decrypt(
+            sealed, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(bytes(gcm_params.nonce))
+        )
+        assert opened == b"data"
+        assert ec_pub.verify(
+            digest, ec_priv.sign(digest, mechanism=Mechanism.ECDSA), mechanism=Mechanism.ECDSA
+        )
+    recent = lab.client.requests.requests(last=lab.client.requests.total - before)
+    assert [r.operation for r in recent] == ["encrypt", "decrypt", "sign", "verify"] * 2
+    for pair in (("encrypt", "decrypt"), ("sign",), ("verify",)):  # round robin per key
+        served = [r.hsm_id for r in recent if r.operation in pair]
+        assert all(a != b for a, b in zip(served, served[1:])), served
+    refused = {
+        "encrypt": lambda: aes.encrypt(
+            b"x" * 16, mechanism=Mechanism.AES_OFB, mechanism_param=bytes(16)
+        ),
+        "decrypt": lambda: aes.decrypt(
+            b"x" * 16, mechanism=Mechanism.AES_OFB, mechanism_param=bytes(16)
+        ),
+        "sign": lambda: ec_priv.sign(digest, mechanism=Mechanism.DSA_SHA1),
+        "verify": lambda: ec_pub.verify(digest, b"x" * 64, mechanism=Mechanism.DSA_SHA1),
+    }
+    routed = lab.client.requests.total
+    for operation, call in refused.items():
+        with pytest.raises(
+            pkcs11.exceptions.MechanismInvalid, match=f"not an? {operation} mechanism"
+        ):
+            call()
+    assert lab.client.requests.total == routed  # refused before any HSM saw it
 
 
 def test_learner_id_is_kept(lab):

@@ -36,19 +36,24 @@ class GcmIvRefused(LabError, ckr.MechanismParamInvalid):
     """AES-GCM encryption with an IV CloudHSM cannot write into (CKR_MECHANISM_PARAM_INVALID)."""
 
 
-def hsm_generated_iv(param: Any) -> GCMParams:
-    """The ``GCMParams`` to run on the HSM for the caller's ``param``.
+def write_hsm_iv(param: Any) -> GCMParams:
+    """Write a fresh HSM-generated IV into ``param.nonce`` and return ``param`` to run with.
 
-    Generates a fresh 12-byte IV, writes it into ``param.nonce`` (as CloudHSM writes into
-    ``pIv``) and returns parameters with that IV and the caller's AAD and tag length.
+    As CloudHSM writes into ``pIv``: the 12 bytes come from the operating system's CSPRNG
+    and replace whatever the caller put there, and python-pkcs11 passes the same
+    ``bytearray`` to SoftHSM as the IV (it takes a writable buffer as well as ``bytes``), so
+    the caller's parameters — AAD and tag length included — run unchanged.
     Raises :class:`GcmIvRefused` when ``param`` has no writable 12-byte buffer.
     """
     nonce = getattr(param, "nonce", None)
-    if type(nonce) is not bytearray or len(nonce) != GCM_IV_BYTES:
+    if (
+        type(nonce) is not bytearray
+        or len(nonce) != GCM_IV_BYTES
+        or not isinstance(param, GCMParams)
+    ):
         raise _refused(param, nonce)
-    iv = os.urandom(GCM_IV_BYTES)
-    nonce[:] = iv
-    return GCMParams(iv, param.aad, param.tag_bits)
+    nonce[:] = os.urandom(GCM_IV_BYTES)
+    return param
 
 
 def _refused(param: Any, nonce: Any) -> GcmIvRefused:
@@ -69,4 +74,4 @@ def _refused(param: Any, nonce: Any) -> GcmIvRefused:
     )
 
 
-__all__ = ["AES_GCM", "GCM_IV_BYTES", "GcmIvRefused", "hsm_generated_iv"]
+__all__ = ["AES_GCM", "GCM_IV_BYTES", "GcmIvRefused", "write_hsm_iv"]

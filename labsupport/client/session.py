@@ -29,6 +29,7 @@ keys are unaffected — the client reopens its sessions). Multi-part operations
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -103,32 +104,19 @@ class ClusterDomainParameters(types.LocalDomainParameters):
     ) -> tuple[Any, Any]:
         """Generate a key pair on one HSM; token keys are then copied to every HSM."""
         s: ClusterSession = self._session  # type: ignore[assignment]
-        s.check_generate(self._key_type, None, mechanism, public_template, private_template)
         params = {k: v for k, v in self.params.items() if k != Attribute.KEY_TYPE}
-        key_type = self._key_type
-
-        def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
-            real = link.session.create_domain_parameters(key_type, params, local=True)
-            pub, priv = real.generate_keypair(
-                label=label,
-                store=store,
-                capabilities=capabilities,
-                mechanism=mechanism,
-                mechanism_param=mechanism_param,
-                public_template={**(public_template or {}), Attribute.ID: ref_to_id(refs[0])},
-                private_template={
-                    **(private_template or {}),
-                    **internal,
-                    Attribute.ID: ref_to_id(refs[1]),
-                },
-            )
-            return [pub, priv]
-
-        template = dict(private_template or {})
-        pub, priv = s.create_keys(
-            [KeyClass.PUBLIC, KeyClass.PRIVATE], key_type, store, id, template, make
+        return s.create_keypair(
+            self._key_type,
+            id=id,
+            label=label,
+            store=store,
+            capabilities=capabilities,
+            mechanism=mechanism,
+            mechanism_param=mechanism_param,
+            public_template=public_template,
+            private_template=private_template,
+            domain_params=params,
         )
-        return pub, priv
 
 
 # =========================================================================================
@@ -345,7 +333,7 @@ class ClusterSession(types.Session):
 
         return self.create_keys([KeyClass.SECRET], key_type, store, id, template, make)[0]
 
-    def _generate_keypair(
+    def create_keypair(
         self,
         key_type: KeyType,
         key_length: int | None = None,
@@ -357,15 +345,26 @@ class ClusterSession(types.Session):
         mechanism_param: Any = None,
         public_template: dict[Attribute, Any] | None = None,
         private_template: dict[Attribute, Any] | None = None,
+        *,
+        domain_params: dict[Attribute, Any] | None = None,
     ) -> tuple[Any, Any]:
+        """Generate a key pair on one HSM; token keys are then copied to every HSM.
+
+        The one path of ``session.generate_keypair`` (python-pkcs11 calls it as
+        ``_generate_keypair``; RSA: ``key_length``) and of domain parameters'
+        ``generate_keypair`` (EC: ``domain_params``, the curve).
+        """
         self.check_generate(key_type, key_length, mechanism, public_template, private_template)
         public_template = self._raw_template(public_template)
         private_template = self._raw_template(private_template)
 
         def make(link: HsmLink, refs: list[int], internal: dict[Attribute, Any]) -> list:
-            pub, priv = link.session.generate_keypair(
-                key_type,
-                key_length,
+            if domain_params is None:
+                generate = functools.partial(link.session.generate_keypair, key_type, key_length)
+            else:
+                real = link.session.create_domain_parameters(key_type, domain_params, local=True)
+                generate = real.generate_keypair
+            pub, priv = generate(
                 label=label,
                 store=store,
                 capabilities=capabilities,
@@ -384,6 +383,8 @@ class ClusterSession(types.Session):
             [KeyClass.PUBLIC, KeyClass.PRIVATE], key_type, store, id, private_template, make
         )
         return pub, priv
+
+    _generate_keypair = create_keypair  # python-pkcs11's Session.generate_keypair calls it
 
     def generate_random(self, nbits: int) -> bytes:
         """Random bytes from one of the HSMs' generators."""
