@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import pkcs11
 import pytest
@@ -83,8 +84,9 @@ def test_key_pairs_sign_on_every_hsm(lab):
 
 def test_the_four_routed_operations_check_their_mechanism_and_take_turns(lab):
     """encrypt, decrypt, sign and verify: each is logged under its name, the calls on one
-    key alternate between the HSMs holding it, and each refuses a mechanism outside CloudHSM's list, naming itself, before routing —
-    also right after another mechanism passed the check."""
+    key alternate between the HSMs holding it, and each refuses a mechanism outside
+    CloudHSM's list, naming itself, before routing — also right after another mechanism
+    passed the check."""
     session = lab.login("alice")
     aes = make_aes(session, "aes")
     params = session.create_domain_parameters(
@@ -107,7 +109,7 @@ def test_the_four_routed_operations_check_their_mechanism_and_take_turns(lab):
     assert [r.operation for r in recent] == ["encrypt", "decrypt", "sign", "verify"] * 2
     for pair in (("encrypt", "decrypt"), ("sign",), ("verify",)):  # round robin per key
         served = [r.hsm_id for r in recent if r.operation in pair]
-        assert all(a != b for a, b in zip(served, served[1:])), served
+        assert all(a != b for a, b in itertools.pairwise(served)), served
     refused = {
         "encrypt": lambda: aes.encrypt(
             b"x" * 16, mechanism=Mechanism.AES_OFB, mechanism_param=bytes(16)
