@@ -97,3 +97,52 @@ def test_cluster_security_group_and_hsm_enis(cloudhsm: Any, ec2: Any) -> None:
     assert subnet["AvailableIpAddressCount"] == 4090
     with pytest.raises(ClientError, match=r"InvalidGroup\.NotFound"):
         ec2.describe_security_groups(GroupIds=["sg-0123456789abcdef0"])
+
+
+#: The filters each Describe call answers, as named in the EC2 API reference (the lab's
+#: subset of them). EC2 names most filters after the response field in kebab case.
+SUPPORTED_FILTERS = {
+    "describe_availability_zones": {"zone-name", "zone-id", "region-name", "state", "zone-type"},
+    "describe_vpcs": {
+        "vpc-id",
+        "is-default",
+        "state",
+        "cidr",
+        "cidr-block-association.cidr-block",
+        "owner-id",
+    },
+    "describe_subnets": {
+        "vpc-id",
+        "subnet-id",
+        "availability-zone",
+        "availability-zone-id",
+        "availabilityZone",
+        "default-for-az",
+        "defaultForAz",
+        "cidr-block",
+        "state",
+        "owner-id",
+    },
+    "describe_security_groups": {"group-id", "group-name", "vpc-id", "description", "owner-id"},
+    "describe_network_interfaces": {
+        "network-interface-id",
+        "subnet-id",
+        "vpc-id",
+        "availability-zone",
+        "private-ip-address",
+        "addresses.private-ip-address",
+        "group-id",
+        "description",
+        "status",
+        "requester-managed",
+    },
+}
+
+
+@pytest.mark.parametrize("operation", sorted(SUPPORTED_FILTERS))
+def test_unknown_filter_lists_the_supported_ones(ec2: Any, operation: str) -> None:
+    with pytest.raises(ClientError) as err:
+        getattr(ec2, operation)(Filters=[{"Name": "no-such-filter", "Values": ["x"]}])
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+    listed = err.value.response["Error"]["Message"].split("Supported filters: ")[1].rstrip(".")
+    assert set(listed.split(", ")) == SUPPORTED_FILTERS[operation]

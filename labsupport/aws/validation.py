@@ -26,7 +26,7 @@ import binascii
 import functools
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import botocore.session
@@ -143,31 +143,42 @@ def _violation(value: Any, shape: Shape, path: str, constraint: str) -> str:
     return f"{_show(value, shape)} at '{path}' failed to satisfy constraint: {constraint}"
 
 
-def _check(value: Any, shape: Shape, path: str, out: list[str], wire: bool = False) -> None:
+#: Container shapes and the Python types a value must have to be checked here (a value of
+#: another type is botocore's own ParamValidationError, raised before this runs).
+_CONTAINERS: dict[str, type | tuple[type, ...]] = {
+    "structure": dict,
+    "list": (list, tuple),
+    "map": dict,
+}
+
+
+def _members(value: Any, shape: Shape, path: str) -> Iterator[tuple[Any, Shape, str]]:
+    """Each value inside a container, with its shape and its path as AWS writes it."""
     kind = shape.type_name
-    meta = shape.metadata
     if kind == "structure":
-        if not isinstance(value, dict):
-            return
         for name, member in shape.members.items():
             if name in value and value[name] is not None:
                 camel = name[:1].lower() + name[1:]  # AWS names members in lowerCamelCase
-                _check(value[name], member, f"{path}.{camel}" if path else camel, out, wire)
-        return
-    if kind == "list":
-        if not isinstance(value, (list, tuple)):
-            return
-        _size(value, shape, path, out, "length")
+                yield value[name], member, f"{path}.{camel}" if path else camel
+    elif kind == "list":
         for i, item in enumerate(value):
-            _check(item, shape.member, f"{path}.{i + 1}", out, wire)
-        return
-    if kind == "map":
-        if not isinstance(value, dict):
-            return
-        _size(value, shape, path, out, "length")
+            yield item, shape.member, f"{path}.{i + 1}"
+    else:
         for key, item in value.items():
-            _check(key, shape.key, f"{path}.key", out, wire)
-            _check(item, shape.value, f"{path}.{key}", out, wire)
+            yield key, shape.key, f"{path}.key"
+            yield item, shape.value, f"{path}.{key}"
+
+
+def _check(value: Any, shape: Shape, path: str, out: list[str], wire: bool = False) -> None:
+    kind = shape.type_name
+    meta = shape.metadata
+    if kind in _CONTAINERS:
+        if not isinstance(value, _CONTAINERS[kind]):
+            return
+        if kind != "structure":
+            _size(value, shape, path, out, "length")
+        for item, item_shape, item_path in _members(value, shape, path):
+            _check(item, item_shape, item_path, out, wire)
         return
     if kind == "string":
         if not isinstance(value, str):

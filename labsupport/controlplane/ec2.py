@@ -93,10 +93,26 @@ def _always_true(_: dict[str, Any]) -> str:
     return "true"
 
 
+FilterField = str | Callable[[dict[str, Any]], Any]
+
+
+def _filter_name(field: str) -> str:
+    """EC2's filter name for a response field: ``NetworkInterfaceId`` → ``network-interface-id``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", field).lower()
+
+
+def _filter_table(
+    *fields: str, extra: dict[str, FilterField] | None = None
+) -> dict[str, FilterField]:
+    """The filters an operation supports: one per field, named as EC2 names them, plus ``extra``
+    (filters whose names do not follow that rule, or that compute their value)."""
+    return {**{_filter_name(f): f for f in fields}, **(extra or {})}
+
+
 def _apply_filters(
     items: list[dict[str, Any]],
     filters: dict[str, list[str]],
-    fields: dict[str, str | Callable[[dict[str, Any]], Any]],
+    fields: dict[str, FilterField],
 ) -> list[dict[str, Any]]:
     """Keep the items every filter matches (``*`` and ``?`` wildcards, as EC2 does).
 
@@ -279,13 +295,7 @@ class Ec2Service:
         zones = _apply_filters(
             zones,
             query.filters(),
-            {
-                "zone-name": "ZoneName",
-                "zone-id": "ZoneId",
-                "region-name": "RegionName",
-                "state": "State",
-                "zone-type": "ZoneType",
-            },
+            _filter_table("ZoneName", "ZoneId", "RegionName", "State", "ZoneType"),
         )
         return {"AvailabilityZones": zones}
 
@@ -315,14 +325,16 @@ class Ec2Service:
         vpcs = _apply_filters(
             vpcs,
             query.filters(),
-            {
-                "vpc-id": "VpcId",
-                "is-default": _always_true,
-                "state": "State",
-                "cidr": "CidrBlock",
-                "cidr-block-association.cidr-block": "CidrBlock",
-                "owner-id": "OwnerId",
-            },
+            _filter_table(
+                "VpcId",
+                "State",
+                "OwnerId",
+                extra={
+                    "is-default": _always_true,
+                    "cidr": "CidrBlock",
+                    "cidr-block-association.cidr-block": "CidrBlock",
+                },
+            ),
         )
         return _paginate(vpcs, query, "Vpcs")
 
@@ -364,18 +376,20 @@ class Ec2Service:
         subnets = _apply_filters(
             subnets,
             query.filters(),
-            {
-                "vpc-id": "VpcId",
-                "subnet-id": "SubnetId",
-                "availability-zone": "AvailabilityZone",
-                "availability-zone-id": "AvailabilityZoneId",
-                "availabilityZone": "AvailabilityZone",
-                "default-for-az": _always_true,
-                "defaultForAz": _always_true,
-                "cidr-block": "CidrBlock",
-                "state": "State",
-                "owner-id": "OwnerId",
-            },
+            _filter_table(
+                "VpcId",
+                "SubnetId",
+                "AvailabilityZone",
+                "AvailabilityZoneId",
+                "CidrBlock",
+                "State",
+                "OwnerId",
+                extra={
+                    "availabilityZone": "AvailabilityZone",
+                    "default-for-az": _always_true,
+                    "defaultForAz": _always_true,
+                },
+            ),
         )
         return _paginate(subnets, query, "Subnets")
 
@@ -437,13 +451,7 @@ class Ec2Service:
         groups = _apply_filters(
             groups,
             query.filters(),
-            {
-                "group-id": "GroupId",
-                "group-name": "GroupName",
-                "vpc-id": "VpcId",
-                "description": "Description",
-                "owner-id": "OwnerId",
-            },
+            _filter_table("GroupId", "GroupName", "VpcId", "Description", "OwnerId"),
         )
         return _paginate(groups, query, "SecurityGroups")
 
@@ -489,18 +497,20 @@ class Ec2Service:
         enis = _apply_filters(
             enis,
             query.filters(),
-            {
-                "network-interface-id": "NetworkInterfaceId",
-                "subnet-id": "SubnetId",
-                "vpc-id": "VpcId",
-                "availability-zone": "AvailabilityZone",
-                "private-ip-address": "PrivateIpAddress",
-                "addresses.private-ip-address": "PrivateIpAddress",
-                "group-id": lambda e: e["Groups"][0]["GroupId"],
-                "description": "Description",
-                "status": "Status",
-                "requester-managed": _always_true,
-            },
+            _filter_table(
+                "NetworkInterfaceId",
+                "SubnetId",
+                "VpcId",
+                "AvailabilityZone",
+                "PrivateIpAddress",
+                "Description",
+                "Status",
+                extra={
+                    "addresses.private-ip-address": "PrivateIpAddress",
+                    "group-id": lambda e: e["Groups"][0]["GroupId"],
+                    "requester-managed": _always_true,
+                },
+            ),
         )
         return _paginate(enis, query, "NetworkInterfaces")
 
