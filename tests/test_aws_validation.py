@@ -1,4 +1,4 @@
-"""The one model-driven input check (labsupport.aws.validation): paths and constraints as AWS words them."""
+"""The one model-driven input check (labsupport.aws.validation), worded as AWS words it."""
 
 from __future__ import annotations
 

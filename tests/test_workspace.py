@@ -205,3 +205,20 @@ def test_scopes_of_a_lesson_and_its_exercise_are_separate() -> None:
     assert belongs_to("02-ex", "02") and belongs_to("02-lesson", "02")
     assert not belongs_to("02-ex", "02-lesson") and not belongs_to("02-lesson", "02-ex")
     assert not belongs_to("03-lesson", "02") and belongs_to("03-lesson", None)
+
+
+def test_repair_reports_summarise_in_field_order() -> None:
+    from labsupport.controlplane.reconcile import Repairs
+    from labsupport.hsm.tokens import ReconcileReport
+
+    empty = Repairs()
+    assert not empty and empty.summary() == ""
+    repairs = Repairs(orphan_tokens=["hsm-b", "hsm-a"], rolled_back_creates=["hsm-c"], temp_files=2)
+    assert repairs
+    assert repairs.summary() == (
+        "rolled back interrupted CreateHsm of hsm-c; deleted tokens of HSMs that no longer "
+        "exist: hsm-a, hsm-b; removed 2 leftover temporary file(s)"
+    )
+    assert not ReconcileReport() and ReconcileReport(lost_tokens=["t"]).summary() == (
+        "forgot tokens whose directory is gone: t"
+    )

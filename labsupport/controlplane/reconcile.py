@@ -24,13 +24,14 @@ Lock order is always ``cloudhsmv2.json`` → ``tokens.json``, so nothing deadloc
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from labsupport.controlplane.records import STATE_NAME, has_intents, state_file
 from labsupport.controlplane.states import ClusterState, HsmState
 from labsupport.hsm.tokens import TokenPurpose, TokenStore, firmware_delete
 from labsupport.workspace.home import Workspace
+from labsupport.workspace.repairs import RepairReport, counted, repaired
 from labsupport.workspace.statefile import StateFile
 
 
@@ -39,36 +40,16 @@ class ControlPlaneRepaired(RuntimeWarning):
 
 
 @dataclass
-class Repairs:
+class Repairs(RepairReport):
     """What :func:`reconcile` did (HSM ids and token labels)."""
 
-    rolled_back_creates: list[str] = field(default_factory=list)
-    finished_deletes: list[str] = field(default_factory=list)
-    purged_clusters: list[str] = field(default_factory=list)
-    zombie_hsms: list[str] = field(default_factory=list)
-    orphan_tokens: list[str] = field(default_factory=list)
-    token_repairs: list[str] = field(default_factory=list)
-    temp_files: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.summary())
-
-    def summary(self) -> str:
-        """One line naming every repair (empty when nothing was repaired)."""
-        parts = []
-        for items, what in (
-            (self.rolled_back_creates, "rolled back interrupted CreateHsm of"),
-            (self.finished_deletes, "finished interrupted DeleteHsm of"),
-            (self.purged_clusters, "finished the interrupted reset of"),
-            (self.zombie_hsms, "removed HSMs whose token had vanished:"),
-            (self.orphan_tokens, "deleted tokens of HSMs that no longer exist:"),
-            (self.token_repairs, "repaired token records:"),
-        ):
-            if items:
-                parts.append(f"{what} {', '.join(sorted(items))}")
-        if self.temp_files:
-            parts.append(f"removed {self.temp_files} leftover temporary file(s)")
-        return "; ".join(parts)
+    rolled_back_creates: list[str] = repaired("rolled back interrupted CreateHsm of")
+    finished_deletes: list[str] = repaired("finished interrupted DeleteHsm of")
+    purged_clusters: list[str] = repaired("finished the interrupted reset of")
+    zombie_hsms: list[str] = repaired("removed HSMs whose token had vanished:")
+    orphan_tokens: list[str] = repaired("deleted tokens of HSMs that no longer exist:")
+    token_repairs: list[str] = repaired("repaired token records:")
+    temp_files: int = counted("removed {count} leftover temporary file(s)")
 
 
 def needs_reconcile(workspace: Workspace, state: StateFile | None = None) -> bool:

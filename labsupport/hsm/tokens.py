@@ -54,6 +54,7 @@ from labsupport.errors import LabError, SoftHSMNotFound, TokenNotFound
 from labsupport.hsm.module import ENV_MODULE, find_module
 from labsupport.strenum import StrEnum
 from labsupport.workspace.home import Workspace, belongs_to
+from labsupport.workspace.repairs import RepairReport, repaired
 from labsupport.workspace.statefile import StateShapeError, expect
 
 #: PIN lengths SoftHSMv2 accepts (``ulMinPinLen`` / ``ulMaxPinLen`` of its tokens).
@@ -169,16 +170,13 @@ def validate_tokens_state(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class ReconcileReport:
+class ReconcileReport(RepairReport):
     """What :meth:`TokenStore.reconcile` repaired (labels and token directory names)."""
 
-    rolled_back: list[str] = field(default_factory=list)
-    finished_deletes: list[str] = field(default_factory=list)
-    lost_tokens: list[str] = field(default_factory=list)
-    orphan_dirs: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return any((self.rolled_back, self.finished_deletes, self.lost_tokens, self.orphan_dirs))
+    rolled_back: list[str] = repaired("rolled back the interrupted creation of tokens")
+    finished_deletes: list[str] = repaired("finished deleting tokens")
+    lost_tokens: list[str] = repaired("forgot tokens whose directory is gone:")
+    orphan_dirs: list[str] = repaired("removed token directories nobody recorded:")
 
 
 def serial_of_dir(name: str) -> str | None:
