@@ -119,11 +119,17 @@ class TokenPins:
 class TokenRecord:
     """What the workspace tells anyone about one token: no PINs (see :class:`TokenPins`)."""
 
+    #: The token label, as ``C_GetTokenInfo`` and ``softhsm2-util --show-slots`` show it.
     label: str
+    #: The lesson scope that made it (``"01-lesson"``…): that lesson's reset removes it.
     owner: str
+    #: When it was made (Unix time, wall clock).
     created: float
+    #: SoftHSM's serial number (16 hex digits), which also names the token's directory.
     serial: str = ""
+    #: ``creating``/``deleting`` while a change is under way (an intent a crash may leave).
     status: TokenStatus = TokenStatus.READY
+    #: A bare practice token, or the storage of a simulated HSM (sealed).
     purpose: TokenPurpose = TokenPurpose.TOKEN
 
     def to_json(self, pins: TokenPins) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -243,6 +244,8 @@ class Launcher:
         self.hsm_id = ""
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = False
+        #: The signal that stopped the launcher (SIGTERM, SIGINT), if one did.
+        self.stopped_by: int | None = None
         self._readers: list[threading.Thread] = []
         self._log = requests_path(self.workspace)
 
@@ -386,7 +389,7 @@ class Launcher:
                 close_after.append(spy_write)
         try:
             proc = subprocess.Popen(
-                self.command(hsm_id),
+                _dies_with_parent(self.command(hsm_id)),
                 env=env,
                 pass_fds=pass_fds,
                 stdout=self.stdout,
@@ -483,14 +486,42 @@ class Launcher:
                 proc.kill()
                 proc.wait()
 
+    def forward_signal(self, signum: int) -> None:
+        """Pass SIGTERM/SIGINT on to openssl; :meth:`run` then returns when it has exited.
+
+        Called from the signal handler, which may interrupt ``Popen.wait()`` while it holds
+        the Popen's (non-reentrant) wait lock: so only ``os.kill`` here, never ``wait``.
+        Before openssl is started there is nothing to wait for: the launcher exits at once.
+        """
+        self._stopping = True
+        self.stopped_by = signum
+        proc = self.process
+        if proc is None or proc.returncode is not None:
+            raise SystemExit(128 + signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signum)
+
     def stop(self) -> None:
-        """Stop openssl (used on SIGTERM / SIGINT) and close the cluster connection."""
+        """Stop openssl if it still runs and close the cluster connection (at exit)."""
         self._stopping = True
         self._stop_child()
         self._drain()
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.client.close()
+
+
+def _dies_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that the kernel kills it if the launcher dies (even by SIGKILL).
+
+    A SIGKILLed launcher (a killed Jupyter kernel's ``!cloudhsm-openssl s_server``) would
+    otherwise leave openssl serving, holding its port. ``setpriv --pdeathsig`` (util-linux,
+    in every Debian) sets the parent-death signal and execs openssl, so the process the
+    launcher waits on and signals is openssl itself. (``preexec_fn`` could set it too, but
+    is unsafe once the launcher runs its spy-reader threads.) Without setpriv: as before.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -503,13 +534,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     def on_signal(signum: int, _frame: Any) -> None:
-        launcher.stop()
-        raise SystemExit(128 + signum)
+        launcher.forward_signal(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        return launcher.run()
+        status = launcher.run()
+        return 128 + launcher.stopped_by if launcher.stopped_by else status
     except LabError as err:
         print(f"cloudhsm-openssl: error: {err}", file=sys.stderr)
         return 1
