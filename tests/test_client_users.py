@@ -148,26 +148,30 @@ def test_user_delete_rules(lab):
     assert cli.run("user delete --username admin --role admin").error_code == 1
 
 
-def test_repeated_login_is_fast_and_hashes_stay_slow(lab):
-    """Login ≤ 20 ms once the password was verified in this process; the stored record is
-    still a salted scrypt hash, and a wrong password still pays scrypt and counts."""
-    import statistics
-    import time
+def test_repeated_login_skips_scrypt_and_hashes_stay_slow(lab, monkeypatch):
+    """Once the password was verified in this process, a login runs no scrypt; the stored
+    record is still a salted scrypt hash, and a wrong password still pays scrypt and counts.
+    (How long a login takes is the benchmark's to measure, not a test's.)"""
+    import hashlib
 
     lab.login("alice").close()  # first login in the process: scrypt
-    times = []
+    calls = []
+    real_scrypt = hashlib.scrypt
+
+    def counting_scrypt(*args, **kwargs):
+        calls.append(1)
+        return real_scrypt(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting_scrypt)
     for _ in range(15):
-        started = time.perf_counter()
         lab.login("alice").close()
-        times.append(time.perf_counter() - started)
-    assert statistics.median(times) <= 0.020, f"median login {statistics.median(times):.4f}s"
+    assert calls == []
     stored = json.loads(lab.client.store.path.read_text())["users"]["alice"]
     assert stored["kdf"] == "scrypt" and stored["n"] >= 2**14 and len(stored["salt"]) == 32
     assert PASSWORDS["alice"] not in lab.client.store.path.read_text()
-    started = time.perf_counter()
     with pytest.raises(chsm.LoginFailed):
         lab.client.login("alice:not-her-password")
-    assert time.perf_counter() - started > min(times)
+    assert calls == [1]  # a wrong password is never served from the cache
     doc = json.loads(lab.client.store.path.read_text())
     assert doc["users"]["alice"]["failed"] == 1
     lab.login("alice").close()  # the right password resets the count (slow path)

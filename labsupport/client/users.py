@@ -248,17 +248,19 @@ class UserDirectory:
         # Fast path, no write: a user in good standing with the right password (the count
         # of failures is already zero, so there is nothing to record).
         known = self.store.read().get("users", {}).get(name)
+        refused: tuple[str, str] | None = None  # the stored hash scrypt just refused
         if (
             known is not None
             and Role(known["role"]) not in (Role.APPLIANCE, Role.UNACTIVATED_ADMIN)
             and (role is None or Role(role) is Role(known["role"]))
             and not known.get("locked")
             and not int(known.get("failed", 0))
-            and verify_password(password, known)
         ):
-            user: User | None = _user(name, known)
-            self.audit("CN_LOGIN", user=name, role=user.role.value, login=True)
-            return user
+            if verify_password(password, known):
+                user: User | None = _user(name, known)
+                self.audit("CN_LOGIN", user=name, role=user.role.value, login=True)
+                return user
+            refused = (known.get("salt", ""), known.get("hash", ""))
         with self.store.update() as data:
             rec = data["users"].get(name)
             if rec is None or Role(rec["role"]) in (Role.APPLIANCE, Role.UNACTIVATED_ADMIN):
@@ -280,7 +282,10 @@ class UserDirectory:
                     "An admin must set a new password: log in as admin and run "
                     f"`user change-password --username {name} --role {rec['role']}`.",
                 )
-            if verify_password(password, rec):
+            # One scrypt per wrong password: not again if the record is the one just refused.
+            if refused != (rec.get("salt", ""), rec.get("hash", "")) and verify_password(
+                password, rec
+            ):
                 rec["failed"] = 0
                 user = _user(name, rec)
             else:
