@@ -27,6 +27,8 @@ def test_bench_json_has_ratios_sync_and_cluster_figures(workspace: Workspace) ->
     assert set(result["ratios"]) == {"aes_gcm_1k_encrypt", "rsa2048_sign", "ec_p256_sign"}
     assert all(ratio > 0 for ratio in result["ratios"].values())
     assert result["sync_seconds"] and all(s > 0 for s in result["sync_seconds"].values())
+    assert set(result["login_ms"]) == {"first", "repeat_median"}
+    assert all(ms > 0 for ms in result["login_ms"].values())
     assert result["cluster_setup_s"] > 0 and result["describe_clusters_per_s"] > 0
     # Benchmarks run in a scratch workspace: the learner's lab is left untouched.
     assert not any(workspace.token_dir.iterdir())

@@ -14,6 +14,9 @@ of SoftHSM tokens, and measures:
   (:meth:`Client.reconcile`), for N = 10, 100, 1,000 (quick: 10, 30, 100). Target:
   linear, 1,000 keys under 10 s. SoftHSM writes each new token object to disk once per
   attribute, so this depends mostly on the file system (reported as ``client_filesystem``).
+* **login_ms** — ``Client.login`` + ``close`` of a crypto user: the first in a process
+  (it runs scrypt on the stored hash, as an HSM verifies a password) and the median of
+  repeated ones (answered from the process's cache of verified logins).
 * **raw_unwrap_seconds** — for the largest N, raw python-pkcs11 ``unwrap_key`` of N
   wrapped AES keys into a token, for comparison: the token writes dominate both.
 """
@@ -24,6 +27,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -152,9 +156,23 @@ def measure_ratios(ws: Any, seconds: float, rounds: int) -> dict[str, Any]:
         }
         result["ratios"][name] = round(client_rate / raw_rate, 3)
     result["requests_per_hsm"] = cl.requests.counts()
+    result["login_ms"] = measure_login(cl, f"bench:{BENCH_PASSWORD}")
     raw.close()
     cl.close()
     return result
+
+
+def measure_login(cl: Any, pin: str, repeats: int = 20) -> dict[str, float]:
+    """Milliseconds for login + close: the first in this process, then the median repeat."""
+    from labsupport.client.users import forget_verified_logins
+
+    forget_verified_logins()
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        cl.login(pin).close()
+        times.append((time.perf_counter() - start) * 1000)
+    return {"first": round(times[0], 2), "repeat_median": round(statistics.median(times[1:]), 2)}
 
 
 def _register_keys(cl: Any, link: Any, count: int, owner: str) -> None:

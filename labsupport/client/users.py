@@ -111,6 +111,11 @@ def _tag(password: str) -> bytes:
     return hmac.new(_PROCESS_KEY, password.encode("utf-8"), hashlib.sha256).digest()
 
 
+def forget_verified_logins() -> None:
+    """Empty this process's cache of verified logins: the next login runs scrypt again."""
+    _VERIFIED.clear()
+
+
 def verify_password(password: str, rec: dict[str, Any]) -> bool:
     """True if ``password`` matches the stored hash (constant-time comparison).
 
