@@ -18,7 +18,6 @@ from typing import Any
 
 from labsupport.client.clusterdata import reset_cluster_data
 from labsupport.client.config import reset_config
-from labsupport.client.resolver import reset_local_clusters
 from labsupport.controlplane.cluster import delete_clusters_owned_by
 from labsupport.controlplane.ec2 import Ec2Service
 from labsupport.controlplane.service import CloudHsmV2Service
@@ -54,7 +53,6 @@ RESET_STEPS: tuple[ResetStep, ...] = (
     delete_clusters_owned_by,
     reset_cluster_data,
     reset_config,
-    reset_local_clusters,
     reset_kms,
     reset_logs,
 )

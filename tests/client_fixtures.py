@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from localcluster import LocalCluster, make_local_cluster
 from pkcs11 import Attribute, KeyType, Mechanism
 from pkcs11.mechanisms import GCMParams
 
 from labsupport import client as chsm
 from labsupport.client.keys import KeyStatus, format_ref
 from labsupport.client.links import HsmLink
-from labsupport.client.localcluster import LocalCluster, make_local_cluster
 from labsupport.workspace import Workspace
 
 PASSWORDS = {"admin": "admin-pass-1", "alice": "alice-pass-1", "bob": "bob-pass-12"}

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from client_fixtures import (
@@ -32,17 +33,20 @@ from labsupport import client as chsm
 from labsupport.client.keys import KeyStatus, format_ref
 from labsupport.client.links import HsmLink
 
+#: The HSM the child adds (``add-hsm``): a test-double HSM in the control plane's state.
+NEW_HSM = "hsm-crashtestnewa"
+
 CHILD = textwrap.dedent(
     """
     import sys, time
     from pkcs11 import KeyType
     from labsupport import client as chsm
-    from labsupport.client import resolver, sync
-    from labsupport.client.endpoints import HsmEndpoint
-    from labsupport.hsm.tokens import token_store
+    from labsupport.client import sync
     from labsupport.workspace import Workspace
+    from localcluster import add_hsm
 
     cluster_id, action, stop_after, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    new_hsm = sys.argv[5]
     ws = Workspace.open()
     client = chsm.connect(ws)
     copies = 0
@@ -58,11 +62,7 @@ CHILD = textwrap.dedent(
 
     sync.after_copy_hook = hook
     if action == "add-hsm":
-        hsm_id = "hsm-crashtestnew1"
-        token_store(ws).create(hsm_id, "test")
-        resolver.update_local_cluster(
-            ws, cluster_id, add=HsmEndpoint(hsm_id, "10.0.2.99", "us-east-1c", hsm_id)
-        )
+        add_hsm(ws, cluster_id, hsm_id=new_hsm)
         client.reconcile(progress=False)
     elif action == "create":
         session = client.login("alice:alice-pass-1")
@@ -84,8 +84,9 @@ def run_and_kill(lab, action: str, stop_after: int, pause: bool) -> list[str]:
             action,
             str(stop_after),
             "pause" if pause else "go",
+            NEW_HSM,
         ],
-        env=env_for_child(lab.workspace),
+        env={**env_for_child(lab.workspace), "PYTHONPATH": str(Path(__file__).parent)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -143,7 +144,7 @@ def test_killed_while_copying_keys_onto_a_new_hsm(workspace):
     assert "DONE" not in lines
     # The new HSM holds only some keys now; the next connect finishes the copy.
     refs = token_refs_after_crash(lab)
-    assert 0 < len(refs["hsm-crashtestnew1"]) < 12
+    assert 0 < len(refs[NEW_HSM]) < 12
     check_every_key_everywhere(lab, ciphertexts)
 
 

@@ -14,6 +14,7 @@ from client_fixtures import (
     token_refs,
     ungcm,
 )
+from localcluster import make_ca
 from pkcs11 import KeyType
 
 from labsupport import aws, simulators
@@ -178,8 +179,6 @@ def test_configure_by_ip_and_bad_addresses(lab):
 
 
 def test_wrong_trust_anchor_is_refused(lab):
-    from labsupport.client.localcluster import make_ca
-
     _, stranger = make_ca("Someone Else's CA")
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -224,3 +223,53 @@ def test_quickstart_connected_cluster(workspace, monkeypatch):
             chsm.connect(workspace)
     finally:
         ready.client.close()
+
+
+def test_local_cluster_file_of_an_older_version_is_ignored(lab):
+    """Older versions let clusters declared in ``state/client-local-clusters.json`` (the tests'
+    and the benchmark's bare-token clusters) win over the control plane. Nothing reads that
+    file now: its clusters do not resolve, its HSM token is an orphan that the control plane's
+    reconcile deletes, and a whole-workspace reset removes the file with ``state/``."""
+    import json
+
+    from labsupport.client import resolver
+    from labsupport.controlplane.reconcile import ControlPlaneRepaired, reconcile
+    from labsupport.hsm.tokens import firmware_create, token_store
+
+    ws, old_hsm = lab.workspace, "hsm-oldlocalclustr"
+    firmware_create(token_store(ws), old_hsm, "test")
+    endpoint = {
+        "hsm_id": old_hsm,
+        "eni_ip": "10.0.0.11",
+        "availability_zone": "us-east-1a",
+        "token_label": old_hsm,
+        "state": "ACTIVE",
+        "subnet_id": "",
+    }
+    old = {"state": "ACTIVE", "hsms": [endpoint], "owner": "test", "region": "us-east-1"}
+    legacy = ws.state_dir / "client-local-clusters.json"
+    legacy.write_text(
+        json.dumps(
+            {
+                "clusters": {
+                    cid: {**old, "cluster_id": cid, "hsm_certificate_pem": None}
+                    for cid in (lab.cluster.cluster_id, "cluster-oldlocalonly")
+                }
+            }
+        )
+    )
+    view = resolver.describe(ws, lab.cluster.cluster_id)  # the control plane's cluster, not
+    assert old_hsm not in {h.hsm_id for h in view.hsms} and len(view.hsms) == 2  # the file's
+    with pytest.raises(resolver.ClusterNotFound):
+        resolver.describe(ws, "cluster-oldlocalonly")
+    assert resolver.find_by_ip(ws, "10.0.0.11") is None
+    with pytest.warns(ControlPlaneRepaired, match=old_hsm):
+        assert reconcile(ws).orphan_tokens == [old_hsm]
+    assert old_hsm not in token_store(ws).records()
+    key = make_aes(lab.login("alice"), "after")
+    assert ungcm(key, gcm(key, b"x")) == b"x"
+    assert_consistent(lab.client)
+    lab.client.close()
+    simulators.reset(ws, "test")  # a lesson reset leaves the file alone, harmlessly
+    simulators.reset(ws)
+    assert not legacy.exists()

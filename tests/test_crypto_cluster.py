@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pkcs11
 import pytest
+from localcluster import make_local_cluster
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import AttributeSensitive, KeyUnextractable
 
 from labsupport import client as chsm
-from labsupport.client.localcluster import make_local_cluster
 from labsupport.crypto import (
     GcmAuthenticationFailed,
     GcmCiphertext,

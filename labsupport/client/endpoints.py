@@ -1,7 +1,7 @@
 """What the client knows about a cluster: its HSM endpoints and their states.
 
 The client core works on these small value objects only; :mod:`labsupport.client.resolver`
-is the one place that asks the control plane (or a local definition) to produce them.
+is the one place that asks the control plane to produce them.
 """
 
 from __future__ import annotations

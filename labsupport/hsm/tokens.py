@@ -732,7 +732,8 @@ def _sealed_lifecycle(label: str, verb: str) -> HsmTokenSealed:
 
 def firmware_create(store: TokenStore, label: str, owner: str) -> TokenRecord:
     """Initialise the SoftHSM token that plays HSM ``label`` — for the control plane's
-    CreateHsm (and the client layer's local clusters) only; its PINs stay internal."""
+    CreateHsm (and the tests' cluster double, ``tests/localcluster.py``) only; its PINs
+    stay internal."""
     return store._create(label, owner, None, TokenPurpose.HSM)
 
 
