@@ -58,3 +58,48 @@ def test_errors_only_in_cells_tagged_raises_exception(path: Path) -> None:
             assert "raises-exception" in cell.metadata.get("tags", []), (
                 f"cell {i} stored an error ({errors[0].ename}) but is not tagged raises-exception"
             )
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# An absolute path into a checkout or virtualenv: /…/labsupport/, /…/.venv/, /…/site-packages/.
+CHECKOUT_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/\"':]+/)+?(?:labsupport|\.venv|site-packages)/")
+
+
+def _traceback_and_text(output: nbformat.NotebookNode) -> str:
+    return ANSI.sub("", "\n".join(output.get("traceback", [])) + "".join(output.get("text", "")))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in NOTEBOOKS if p.parent.name != "exercises"],
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
+def test_no_checkout_path_in_stored_outputs(path: Path) -> None:
+    """Stored tracebacks name course-relative files, not the folders of whoever ran them."""
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            found = CHECKOUT_PATH.search(_traceback_and_text(out))
+            assert found is None, f"cell {i} names {found.group()}: re-run `labsupport execute`"
+
+
+def test_execute_strips_the_course_root(tmp_path: Path) -> None:
+    from labsupport.authoring.execute import strip_course_root
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("boom()")
+    where = f"{tmp_path}/labsupport/client/client.py:138"
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=f"warning at {where}\n"),
+        nbformat.v4.new_output(
+            "error", ename="E", evalue="e", traceback=[f"File \x1b[0;32m{where}\x1b[0m, in f"]
+        ),
+    ]
+    nb.cells.append(cell)
+    assert CHECKOUT_PATH.search(_traceback_and_text(cell.outputs[1]))
+    strip_course_root(nb, tmp_path)
+    assert cell.outputs[0]["text"] == "warning at labsupport/client/client.py:138\n"
+    assert cell.outputs[1]["traceback"] == [
+        "File \x1b[0;32mlabsupport/client/client.py:138\x1b[0m, in f"
+    ]
+    assert not any(CHECKOUT_PATH.search(_traceback_and_text(o)) for o in cell.outputs)

@@ -11,6 +11,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from labsupport.authoring.course import COURSE_ROOT
+
 KERNEL = "python3"
 
 
@@ -45,10 +47,27 @@ def run_notebook(
     return nb
 
 
+def strip_course_root(nb: nbformat.NotebookNode, root: Path = COURSE_ROOT) -> None:
+    """Make the file paths in ``nb``'s tracebacks and printed text relative to ``root``.
+
+    A stored traceback names the files of the checkout that ran it (``/home/…/labsupport/
+    client/client.py``); learners see ``labsupport/client/client.py`` and
+    ``.venv/lib/…/botocore/client.py`` instead of an author's folders.
+    """
+    prefix = f"{root}{os.sep}"
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if "traceback" in output:
+                output["traceback"] = [line.replace(prefix, "") for line in output["traceback"]]
+            if isinstance(output.get("text"), str):
+                output["text"] = output["text"].replace(prefix, "")
+
+
 def execute_in_place(path: Path) -> None:
     """Re-run notebook ``path`` and store its outputs (authors: after editing a lesson)."""
     nb = nbformat.read(path, as_version=4)
     run_notebook(nb, path.parent)
+    strip_course_root(nb)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     path.write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
