@@ -186,3 +186,41 @@ def test_module_size(path: Path) -> None:
         assert lines > MAX_LINES, f"{rel} is {lines} lines now: remove it from KNOWN_LARGE"
     else:
         assert lines <= MAX_LINES, f"{rel} has {lines} lines (at most {MAX_LINES})"
+
+
+# -- docs/architecture.md stays true to the tree -----------------------------------------
+
+DOC = ROOT / "docs" / "architecture.md"
+#: Modules the doc covers by their folder's description instead of by name.
+COVERED_BY_FOLDER = ("labsupport/commands/", "labsupport/client/cli/families/")
+
+
+def _doc_names() -> set[str]:
+    import re
+
+    return set(re.findall(r"[\w/]+\.py", DOC.read_text()))
+
+
+def test_architecture_doc_names_every_module() -> None:
+    """A new contributor finds every module in docs/architecture.md (its file name suffices
+    when the row says which package it is in)."""
+    names = _doc_names()
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if path.name in ("__init__.py", "__main__.py") or rel.startswith(COVERED_BY_FOLDER):
+            continue
+        inside = path.relative_to(PACKAGE).as_posix()
+        if not any(n == path.name or n.endswith(inside) for n in names):
+            missing.append(rel)
+    assert not missing, "docs/architecture.md does not mention: " + ", ".join(missing)
+
+
+def test_architecture_doc_names_no_module_that_is_gone() -> None:
+    gone = []
+    for name in sorted(_doc_names()):
+        if "/" not in name:
+            continue  # a bare file name: checked against the tree above
+        if not any(p.as_posix().endswith("/" + name) for p in ROOT.glob("*/**/*.py")):
+            gone.append(name)
+    assert not gone, "docs/architecture.md names files that do not exist: " + ", ".join(gone)
