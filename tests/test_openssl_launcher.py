@@ -47,6 +47,7 @@ from labsupport.openssl.requests import SpyParser
 
 sys.path.insert(0, str(Path(__file__).parent))
 from client_fixtures import build, pin
+from localcluster import make_ca
 
 if not engine_available():
     if os.environ.get("CI"):
@@ -318,24 +319,6 @@ def _issue(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, public: Any
     )
 
 
-def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Lab CA")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -374,7 +357,7 @@ def _scan_processes(secrets_: list[str]) -> int:
 
 @pytest.mark.slow
 def test_tls_round_trip_with_the_key_in_an_hsm_and_failover(lab3: Any, tmp_path: Path) -> None:
-    ca_key, ca = _ca()
+    ca_key, ca = make_ca("Test Lab CA")
     cafile = tmp_path / "ca.pem"
     cafile.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert = _issue(ca_key, ca, public_key_from_token(lab3.rsa_pub))
