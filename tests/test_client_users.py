@@ -137,6 +137,10 @@ def test_user_delete_rules(lab):
     session.close()
     cli = lab.client.cli
     cli.run("login --username admin --role admin", password=PASSWORDS["admin"]).raise_for_error()
+    for command in ("user delete", "user change-password"):  # a user is its name and role
+        for who in ("--username alice --role admin", "--username nobody --role crypto-user"):
+            missing = cli.run(f"{command} {who}", password="new-pass-1")
+            assert missing.error_code == 1 and "does not exist" in missing.data, missing
     owner = cli.run("user delete --username alice --role crypto-user")
     assert owner.error_code == 1 and "owns" in owner.data
     bob_session = lab.login("bob")

@@ -38,20 +38,21 @@ class KeyClass(str, enum.Enum):
     @property
     def object_class(self) -> ObjectClass:
         """The PKCS#11 object class."""
-        return {
-            KeyClass.SECRET: ObjectClass.SECRET_KEY,
-            KeyClass.PUBLIC: ObjectClass.PUBLIC_KEY,
-            KeyClass.PRIVATE: ObjectClass.PRIVATE_KEY,
-        }[self]
+        return _OBJECT_CLASSES[self]
 
     @classmethod
     def of(cls, object_class: ObjectClass) -> KeyClass:
         """The :class:`KeyClass` of a PKCS#11 object class."""
-        return {
-            ObjectClass.SECRET_KEY: cls.SECRET,
-            ObjectClass.PUBLIC_KEY: cls.PUBLIC,
-            ObjectClass.PRIVATE_KEY: cls.PRIVATE,
-        }[ObjectClass(object_class)]
+        return _KEY_CLASSES[ObjectClass(object_class)]
+
+
+#: The one correspondence of CloudHSM CLI's key classes and PKCS#11's object classes.
+_OBJECT_CLASSES = {
+    KeyClass.SECRET: ObjectClass.SECRET_KEY,
+    KeyClass.PUBLIC: ObjectClass.PUBLIC_KEY,
+    KeyClass.PRIVATE: ObjectClass.PRIVATE_KEY,
+}
+_KEY_CLASSES = {object_class: key_class for key_class, object_class in _OBJECT_CLASSES.items()}
 
 
 class KeyStatus(str, enum.Enum):

@@ -155,6 +155,18 @@ def _user(name: str, rec: dict[str, Any]) -> User:
     return User(name, Role(rec["role"]), bool(rec.get("locked")), int(rec.get("failed", 0)))
 
 
+def _with_role(data: dict[str, Any], name: str, role: Role | str) -> dict[str, Any]:
+    """The record of user ``name`` in ``data`` (the cluster document), if its role is ``role``;
+    :class:`UserError` otherwise (CloudHSM CLI names a user by name and role)."""
+    rec = data["users"].get(name)
+    if rec is None or Role(rec["role"]) is not Role(role):
+        raise UserError(
+            f"User {name} with role {Role(role).value} does not exist.",
+            "Check the name and role with `user list`.",
+        )
+    return rec
+
+
 # -- the directory ---------------------------------------------------------------------------
 
 
@@ -400,12 +412,7 @@ class UserDirectory:
         name = normalize_username(username)
         self._require_quorum(actor, approval)  # type: ignore[arg-type]
         with self.store.update() as data:
-            rec = data["users"].get(name)
-            if rec is None or Role(rec["role"]) is not Role(role):
-                raise UserError(
-                    f"User {name} with role {Role(role).value} does not exist.",
-                    "Check the name and role with `user list`.",
-                )
+            rec = _with_role(data, name, role)
             if Role(rec["role"]) is Role.APPLIANCE or name == "admin":
                 raise UserError(
                     f"User {name} is built in and cannot be deleted.", "Delete users you created."
@@ -452,12 +459,7 @@ class UserDirectory:
         if actor.role is Role.ADMIN:
             self._require_quorum(actor, approval)
         with self.store.update() as data:
-            rec = data["users"].get(name)
-            if rec is None or Role(rec["role"]) is not Role(role):
-                raise UserError(
-                    f"User {name} with role {Role(role).value} does not exist.",
-                    "Check the name and role with `user list`.",
-                )
+            rec = _with_role(data, name, role)
             rec.update(hash_password(new_password))
             rec["failed"] = 0
             rec["locked"] = False
