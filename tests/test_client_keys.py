@@ -92,7 +92,8 @@ def test_the_four_routed_operations_check_their_mechanism_and_take_turns(lab):
     params = session.create_domain_parameters(
         KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True
     )
-    ec_pub, ec_priv = params.generate_keypair(label="ec", store=True)
+    ec_pub, ec_priv = params.generate_keypair(None, "ec", True)  # python-pkcs11's order
+    assert ec_priv.is_token_key and ec_priv[Attribute.LABEL] == "ec"
     digest = hashlib.sha256(b"hello").digest()
     before = lab.client.requests.total
     for _ in range(2):

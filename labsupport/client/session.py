@@ -30,6 +30,7 @@ keys are unaffected — the client reopens its sessions). Multi-part operations
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -91,32 +92,21 @@ class ClusterDomainParameters(types.LocalDomainParameters):
         super().__init__(session, {Attribute.KEY_TYPE: key_type, **params})
         self._key_type = key_type
 
-    def generate_keypair(
-        self,
-        id: bytes | None = None,
-        label: str | None = None,
-        store: bool = False,
-        capabilities: Any = None,
-        mechanism: Any = None,
-        mechanism_param: Any = None,
-        public_template: dict[Attribute, Any] | None = None,
-        private_template: dict[Attribute, Any] | None = None,
-    ) -> tuple[Any, Any]:
-        """Generate a key pair on one HSM; token keys are then copied to every HSM."""
+    def generate_keypair(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        """Generate a key pair on one HSM; token keys are then copied to every HSM.
+
+        Takes python-pkcs11's arguments (``id``, ``label``, ``store``, ``capabilities``,
+        ``mechanism``, ``mechanism_param``, ``public_template``, ``private_template``; its
+        signature is the one shown) and passes them on to
+        :meth:`ClusterSession.create_keypair` with these parameters' curve.
+        """
         s: ClusterSession = self._session  # type: ignore[assignment]
         params = {k: v for k, v in self.params.items() if k != Attribute.KEY_TYPE}
-        return s.create_keypair(
-            self._key_type,
-            id=id,
-            label=label,
-            store=store,
-            capabilities=capabilities,
-            mechanism=mechanism,
-            mechanism_param=mechanism_param,
-            public_template=public_template,
-            private_template=private_template,
-            domain_params=params,
-        )
+        return s.create_keypair(self._key_type, None, *args, domain_params=params, **kwargs)
+
+    generate_keypair.__signature__ = inspect.signature(  # type: ignore[attr-defined]
+        types.LocalDomainParameters.generate_keypair
+    )
 
 
 # =========================================================================================
