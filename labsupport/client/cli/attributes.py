@@ -154,6 +154,19 @@ NOT_FOR = {
 }
 
 _COMMON = {"token": True, "private": True, "modifiable": True, "destroyable": True}
+#: AWS's defaults for the halves of a key pair, EC and RSA alike but for RSA's
+#: encrypt (public) and decrypt (private), which are true.
+_PUBLIC_HALF = {**_COMMON, "encrypt": False, "verify": False, "wrap": False, "derive": False}
+_PRIVATE_HALF = {
+    **_COMMON,
+    "decrypt": False,
+    "sign": False,
+    "unwrap": False,
+    "derive": False,
+    "sensitive": True,
+    "extractable": True,
+    "wrap-with-trusted": False,
+}
 
 #: AWS's defaults for keys the CLI generates (see the module docstring for sources).
 DEFAULTS: dict[tuple[str, KeyClass], dict[str, bool]] = {
@@ -170,40 +183,11 @@ DEFAULTS: dict[tuple[str, KeyClass], dict[str, bool]] = {
         "extractable": True,
         "wrap-with-trusted": False,
     },
-    ("rsa", KeyClass.PUBLIC): {
-        **_COMMON,
-        "encrypt": True,
-        "verify": False,
-        "wrap": False,
-        "derive": False,
-    },
-    ("rsa", KeyClass.PRIVATE): {
-        **_COMMON,
-        "decrypt": True,  # modelled: mirrors the documented public key's encrypt=true
-        "sign": False,
-        "unwrap": False,
-        "derive": False,
-        "sensitive": True,
-        "extractable": True,
-        "wrap-with-trusted": False,
-    },
-    ("ec", KeyClass.PUBLIC): {
-        **_COMMON,
-        "encrypt": False,
-        "verify": False,
-        "wrap": False,
-        "derive": False,
-    },
-    ("ec", KeyClass.PRIVATE): {
-        **_COMMON,
-        "decrypt": False,
-        "sign": False,
-        "unwrap": False,
-        "derive": False,
-        "sensitive": True,
-        "extractable": True,
-        "wrap-with-trusted": False,
-    },
+    ("rsa", KeyClass.PUBLIC): {**_PUBLIC_HALF, "encrypt": True},
+    # modelled: mirrors the documented public key's encrypt=true
+    ("rsa", KeyClass.PRIVATE): {**_PRIVATE_HALF, "decrypt": True},
+    ("ec", KeyClass.PUBLIC): dict(_PUBLIC_HALF),
+    ("ec", KeyClass.PRIVATE): dict(_PRIVATE_HALF),
 }
 # generic-secret: the user guide gives no example output; modelled on AES.
 DEFAULTS[("generic-secret", KeyClass.SECRET)] = dict(DEFAULTS[("aes", KeyClass.SECRET)])
