@@ -15,4 +15,7 @@ class Role(StrEnum):
     APPLIANCE = "internal(APPLIANCE_USER)"
 
 
-__all__ = ["Role"]
+#: The roles CloudHSM CLI's ``--role`` flags take, in the order its help lists them.
+CLI_ROLES: tuple[str, ...] = (Role.CRYPTO_USER.value, Role.ADMIN.value)
+
+__all__ = ["CLI_ROLES", "Role"]

@@ -28,6 +28,7 @@ from labsupport.client.cli.attributes import (
     parse_value,
     render,
 )
+from labsupport.client.cli.families.user import ROLE
 from labsupport.client.cli.grammar import REGISTRY, Args, Flag, Kind, Need, command, positive_int
 from labsupport.client.keys import KeyClass, parse_ref
 from labsupport.client.users import Role, normalize_username
@@ -555,12 +556,7 @@ def key_delete(cli: Any, args: Args) -> dict[str, str]:
 
 SHARE_USER = (
     Flag("--username", "A username with which the key will be shared", required=True),
-    Flag(
-        "--role",
-        "Role the user has in the cluster",
-        required=True,
-        choices=("crypto-user", "admin"),
-    ),
+    ROLE,
 )
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from labsupport.client.cli.families.user import PASSWORD
 from labsupport.client.cli.grammar import Args, Flag, Need, command
+from labsupport.client.roles import CLI_ROLES
 from labsupport.client.users import Role
-
-ROLES = ("crypto-user", "admin")
 
 
 @command(
@@ -15,13 +15,8 @@ ROLES = ("crypto-user", "admin")
     "Login to your cluster",
     Need.NOTHING,
     Flag("--username", "Username to access the Cluster", required=True),
-    Flag("--role", "Role the user has in the Cluster", required=True, choices=ROLES),
-    Flag(
-        "--password",
-        "Optional: Plaintext user's password. If you do not include this argument you will "
-        "be prompted for it",
-        secret=True,
-    ),
+    Flag("--role", "Role the user has in the Cluster", required=True, choices=CLI_ROLES),
+    PASSWORD,
 )
 def login(cli: Any, args: Args) -> dict[str, str]:
     """Log in; five wrong passwords lock the user."""

@@ -13,15 +13,15 @@ from typing import Any
 
 from labsupport.client.cli.grammar import REGISTRY, Args, Flag, Kind, Need, command
 from labsupport.client.errors import NotAuthorized, UserError
+from labsupport.client.roles import CLI_ROLES
 from labsupport.client.users import Role, normalize_username
 from labsupport.errors import LabError
 
 REGISTRY.category("user", "User management commands")
 REGISTRY.category("user change-mfa", "Change a user's Multi-Factor Authentication (MFA) strategy")
 
-ROLES = ("crypto-user", "admin")
 USERNAME = Flag("--username", "Username of the user", required=True)
-ROLE = Flag("--role", "Role the user has in the cluster", required=True, choices=ROLES)
+ROLE = Flag("--role", "Role the user has in the cluster", required=True, choices=CLI_ROLES)
 PASSWORD = Flag(
     "--password",
     "Optional: Plaintext user's password. If you do not include this argument you will be "
