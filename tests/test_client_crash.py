@@ -51,16 +51,21 @@ CHILD = textwrap.dedent(
     client = chsm.connect(ws)
     copies = 0
 
-    def hook(ref, hsm_id):
+    real_copy_key = sync.copy_key
+
+    def copy_key_then_count(source, obj, target, ref):
+        # Wraps the one function every key copy goes through (new keys and syncs alike).
         global copies
+        copied = real_copy_key(source, obj, target, ref)
         copies += 1
         print("COPIED", copies, flush=True)
         if copies == stop_after:
             print("STOP", flush=True)
             if pause == "pause":
                 time.sleep(600)
+        return copied
 
-    sync.after_copy_hook = hook
+    sync.copy_key = copy_key_then_count
     if action == "add-hsm":
         add_hsm(ws, cluster_id, hsm_id=new_hsm)
         client.reconcile(progress=False)

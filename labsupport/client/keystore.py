@@ -196,8 +196,6 @@ class KeyStore:
                     try:
                         for ref, obj in zip(refs, objs, strict=True):
                             sync.copy_key(home, obj, links[hsm_id], ref)
-                            if sync.after_copy_hook is not None:
-                                sync.after_copy_hook(ref, hsm_id)
                     except (pkcs11.PKCS11Error, LabError):
                         failed.append(hsm_id)
                 with self.store.update() as doc:

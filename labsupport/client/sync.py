@@ -42,10 +42,6 @@ from labsupport.client.links import HsmLink
 from labsupport.crypto.attributes import COPIED_FLAGS, PUBLIC_MATERIAL
 from labsupport.hsm.synckey import SYNC_KEY_LABEL, SYNC_KEY_TEMPLATE, SYNC_WRAP, unwrap_template
 
-#: Test hook: called as ``hook(ref, hsm_id)`` after each key copy (the crash tests use it
-#: to stop a kernel in the middle of a sync).
-after_copy_hook: Callable[[int, str], None] | None = None
-
 # -- the sync key -------------------------------------------------------------------------
 
 
@@ -284,8 +280,6 @@ def reconcile(
             copy_key(by_id[src], obj, by_id[h], ref)
             done += 1
             report.copied += 1
-            if after_copy_hook is not None:
-                after_copy_hook(ref, h)
             if progress is not None:
                 progress(done, total)
 
