@@ -14,6 +14,7 @@ from labsupport import aws
 from labsupport.client.errors import LoginFailed
 from labsupport.client.quickstart import connected_cluster
 from labsupport.controlplane import backups
+from labsupport.controlplane.cluster import ControlPlane
 from labsupport.workspace.clock import LabClock
 
 __all__ = ["cloudhsm", "ec2", "fast"]
@@ -224,4 +225,40 @@ def test_restore_a_copy_in_another_region(workspace: Any, fast: None) -> None:
     alice = ready.login("alice", client=client)
     key = alice.get_key(label="dr-aes")
     assert key.decrypt(ciphertext[16:], mechanism_param=ciphertext[:16]) == b"sixteen byte msg" * 2
+    client.close()
+
+
+def test_an_hsm_added_to_an_emptied_cluster_starts_from_its_latest_backup(
+    workspace: Any, fast: None
+) -> None:
+    """AWS: "When you add an HSM to a cluster that previously contained one or more active
+    HSMs, the service restores the latest backup onto the new HSM" — delete every HSM (the
+    last DeleteHsm takes that backup), add one, and the keys are there again."""
+    from labsupport import client as chsm
+
+    ready = connected_cluster(workspace, owner="t", users=("alice",))
+    ciphertext, signature = _make_keys(ready)
+    ready.client.close()
+    cloudhsm = aws.client("cloudhsmv2", workspace=workspace)
+    cid = ready.cluster_id
+    zones = sorted(describe(cloudhsm, cid)["SubnetMapping"])
+    for hsm in describe(cloudhsm, cid)["Hsms"]:
+        cloudhsm.delete_hsm(ClusterId=cid, HsmId=hsm["HsmId"])
+    assert describe(cloudhsm, cid)["Hsms"] == []
+    latest = _latest_backup(cloudhsm, cid)["BackupId"]
+
+    first = cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone=zones[0])["Hsm"]["HsmId"]
+    cloudhsm.create_hsm(ClusterId=cid, AvailabilityZone=zones[1])  # synced by the client
+    assert describe(cloudhsm, cid)["State"] == "ACTIVE"
+    stored = ControlPlane(workspace).view()["clusters"][cid]["hsms"][first]
+    assert stored["restored_from"] == latest and stored["restored_objects"] >= 3
+
+    client = chsm.connect(workspace)
+    alice = client.login(f"alice:{ready._passwords['alice']}")
+    key = alice.get_key(label="dr-aes")
+    assert key.decrypt(ciphertext[16:], mechanism_param=ciphertext[:16]) == b"sixteen byte msg" * 2
+    public = alice.get_key(ObjectClass.PUBLIC_KEY, KeyType.RSA, label="dr-rsa")
+    assert public.verify(b"signed before the disaster", signature)
+    hsm_ids = [h["HsmId"] for h in describe(cloudhsm, cid)["Hsms"]]
+    assert all("dr-aes" in client.token_labels(h) for h in hsm_ids)
     client.close()

@@ -13,7 +13,7 @@ from labsupport.controlplane.api.shapes import hsm_to_api
 from labsupport.controlplane.clock import Step
 from labsupport.controlplane.cluster import record_backup, record_owner, schedule
 from labsupport.controlplane.records import ClusterRecord, ControlPlaneDocument, HsmRecord
-from labsupport.controlplane.states import ClusterState, HsmState
+from labsupport.controlplane.states import BackupState, ClusterState, HsmState
 from labsupport.controlplane.vpc import default_vpc
 
 
@@ -92,7 +92,8 @@ class HsmOperations(CloudHsmV2Base):
                 "intent": "create",
                 "next": [],
             }
-            restoring = bool(rec.get("source_backup")) and not rec["hsms"]
+            restore_from = self._backup_to_restore(data, rec)
+            restoring = restore_from is not None
             rec["hsms"][hsm_id] = hsm
             self.plane.commit(data)  # the intent is durable before SoftHSM changes
             try:
@@ -104,8 +105,8 @@ class HsmOperations(CloudHsmV2Base):
                     now=now,
                     with_cluster_key=first,
                 )
-                if restoring:
-                    self._restore_first_hsm(data, rec, hsm, self._now())
+                if restore_from is not None:
+                    self._restore_first_hsm(data, rec, hsm, self._now(), restore_from)
             except BaseException:
                 # Roll back at once (a KeyboardInterrupt too); a SIGKILL is rolled back
                 # by the next reconcile instead.
@@ -133,14 +134,41 @@ class HsmOperations(CloudHsmV2Base):
                 record_backup(data, rec, now, self.workspace)
             return {"Hsm": hsm_to_api(hsm, cid)}
 
+    @staticmethod
+    def _backup_to_restore(data: ControlPlaneDocument, rec: ClusterRecord) -> str | None:
+        """The backup a new HSM starts from, or None (the cluster's other HSMs sync it).
+
+        An HSM added to a cluster with no HSMs starts from the cluster's most recent backup:
+        "When you add an HSM to a cluster that previously contained one or more active HSMs,
+        the service restores the latest backup onto the new HSM" (AWS CloudHSM User Guide,
+        Managing backups) — the backup DeleteHsm took of the last HSM, for one. A cluster
+        made from a backup that has not had an HSM yet starts from its source backup.
+        """
+        if rec["hsms"]:
+            return None
+        usable = (BackupState.READY.value, BackupState.CREATE_IN_PROGRESS.value)
+        own = [
+            b
+            for b in data["backups"].values()
+            if b["cluster_id"] == rec["id"] and b["state"] in usable
+        ]
+        if own:
+            return max(own, key=lambda b: b["created"])["id"]
+        return rec.get("source_backup") or None
+
     def _restore_first_hsm(
-        self, data: ControlPlaneDocument, rec: ClusterRecord, hsm: HsmRecord, now: float
+        self,
+        data: ControlPlaneDocument,
+        rec: ClusterRecord,
+        hsm: HsmRecord,
+        now: float,
+        backup_id: str,
     ) -> None:
-        """Load the source backup into the first HSM of a restored cluster; the cluster
-        becomes ACTIVE when that HSM does."""
-        source = data["backups"].get(rec["source_backup"])
+        """Load backup ``backup_id`` into the only HSM of the cluster; an INITIALIZED
+        cluster (made from a backup) becomes ACTIVE when that HSM does."""
+        source = data["backups"].get(backup_id)
         try:
-            count = backups.restore_into_token(self.workspace, rec["source_backup"], hsm["token"])
+            count = backups.restore_into_token(self.workspace, backup_id, hsm["token"])
         except backups.BackupUnreadable as exc:
             hardware.decommission_hsm(self.workspace, hsm["token"])
             raise invalid(f"{exc.problem} {exc.fix}") from None
