@@ -1,4 +1,4 @@
-"""`python -m labsupport bench --quick --json` prints one JSON object with every section."""
+"""`python -m labsupport bench --smoke --json` prints one JSON object with every section."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_bench_json_has_ratios_sync_and_cluster_figures(workspace: Workspace) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "labsupport", "bench", "--quick", "--json"],
+        [sys.executable, "-m", "labsupport", "bench", "--smoke", "--json"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -24,6 +24,7 @@ def test_bench_json_has_ratios_sync_and_cluster_figures(workspace: Workspace) ->
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
+    assert result["bench_size"] == "smoke"
     assert set(result["ratios"]) == {"aes_gcm_1k_encrypt", "rsa2048_sign", "ec_p256_sign"}
     assert all(ratio > 0 for ratio in result["ratios"].values())
     assert result["sync_seconds"] and all(s > 0 for s in result["sync_seconds"].values())

@@ -5,7 +5,8 @@
 * :mod:`~labsupport.bench.client` — the Client SDK layer's ops/s as ratios to raw
   python-pkcs11, and key-synchronization times.
 
-Each module has ``run(quick) -> dict``; :data:`SECTIONS` lists them in report order.
+Each module has ``run(size: BenchSize) -> dict`` (:mod:`~labsupport.bench.size`: full, quick or
+smoke); :data:`SECTIONS` lists them in report order.
 """
 
 from labsupport.bench import client, controlplane

@@ -1,6 +1,6 @@
 """Benchmark of the Client SDK layer: its cost over raw python-pkcs11, and key sync time.
 
-``python -m labsupport bench [--quick] [--json]`` calls :func:`run`. It builds a scratch
+``python -m labsupport bench [--quick | --smoke] [--json]`` calls :func:`run`. It builds a scratch
 workspace (in the system temp directory, never the learner's), a two-HSM cluster the way
 lessons 03-07 build theirs (:func:`~labsupport.controlplane.quickstart.initialized_cluster`,
 then ``cluster activate``), and measures:
@@ -12,7 +12,7 @@ then ``cluster activate``), and measures:
   digest). Target: ≥ 0.9. Raw and client runs alternate and the median round counts, so
   other load on the machine affects both sides alike.
 * **sync_seconds** — time to bring N token keys onto a newly added HSM
-  (:meth:`Client.reconcile`), for N = 10, 100, 1,000 (quick: 10, 20, 50). Target:
+  (:meth:`Client.reconcile`), for N = 10, 100, 1,000 (quick: 10, 20, 50; smoke: 5). Target:
   linear, 1,000 keys under 10 s. SoftHSM writes each new token object to disk once per
   attribute, so this depends mostly on the file system (reported as ``client_filesystem``).
 * **login_ms** — ``Client.login`` + ``close`` of a crypto user: the first in a process
@@ -39,6 +39,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from labsupport.bench.size import BenchSize
 from labsupport.hsm.tokens import firmware_session
 
 BENCH_PASSWORD = "bench-password-1"
@@ -284,10 +285,17 @@ def _scratch_workspace():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+#: Per run size: key counts for the sync measurement, seconds per ratio batch, rounds.
+_PLAN: dict[BenchSize, tuple[tuple[int, ...], float, int]] = {
+    BenchSize.FULL: ((10, 100, 1000), 0.8, 7),
+    BenchSize.QUICK: ((10, 20, 50), 0.2, 5),
+    BenchSize.SMOKE: ((5,), 0.02, 1),
+}
+
+
+def run(size: BenchSize = BenchSize.FULL) -> dict[str, Any]:
     """Run the benchmark; return ``{"ratios", "sync_seconds", …}`` (see module docstring)."""
-    sizes = (10, 20, 50) if quick else (10, 100, 1000)
-    seconds, rounds = (0.2, 5) if quick else (0.8, 7)
+    sizes, seconds, rounds = _PLAN[BenchSize(size)]
     started = time.perf_counter()
     result: dict[str, Any] = {}
     with _scratch_workspace() as ws:

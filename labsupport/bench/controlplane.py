@@ -23,6 +23,7 @@ from typing import Any
 from cryptography import x509
 
 from labsupport import aws, simulators
+from labsupport.bench.size import BenchSize
 from labsupport.controlplane import clock, pki
 from labsupport.controlplane.waiters import wait_for_cluster, wait_for_hsm
 from labsupport.workspace.home import Workspace
@@ -70,10 +71,17 @@ def _rate(call: Any, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+#: Per run size: cluster set-ups to time, and boto3 calls per rate.
+_PLAN: dict[BenchSize, tuple[int, int]] = {
+    BenchSize.FULL: (10, 3000),
+    BenchSize.QUICK: (3, 300),
+    BenchSize.SMOKE: (1, 30),
+}
+
+
+def run(size: BenchSize = BenchSize.FULL) -> dict[str, Any]:
     """Run the benchmark; returns the measured figures (seconds, calls per second)."""
-    runs = 3 if quick else 10
-    calls = 300 if quick else 3000
+    runs, calls = _PLAN[BenchSize(size)]
     with tempfile.TemporaryDirectory(prefix="cloudhsm-lab-bench-") as tmp, clock.fast_forward():
         ws = Workspace.open(tmp)
         pki.simulated_roots(ws)  # AWS's roots exist before any cluster does
@@ -108,10 +116,3 @@ def run(quick: bool = False) -> dict[str, Any]:
         "controlplane_meets_targets": median["total"] < TARGET_SETUP_S
         and describe_rate >= TARGET_DESCRIBE_PER_S,
     }
-
-
-if __name__ == "__main__":
-    import json
-    import sys
-
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))

@@ -1,4 +1,4 @@
-"""``bench [--quick] [--json]``: measure the lab's speed and print the figures.
+"""``bench [--quick | --smoke] [--json]``: measure the lab's speed and print the figures.
 
 Sections are the modules of :mod:`labsupport.bench`, each with ``run(quick) -> dict``:
 the control plane (cluster set-up time, boto3 calls/s through the in-process handler)
@@ -17,14 +17,18 @@ NAME = "bench"
 HELP = "benchmark the simulator and client layer (ratios vs raw python-pkcs11)"
 
 
-def collect(quick: bool) -> dict[str, Any]:
-    """Run every benchmark section in a scratch workspace; merge the results."""
-    from labsupport.bench import SECTIONS
+def collect(size: str = "full") -> dict[str, Any]:
+    """Run every benchmark section in a scratch workspace; merge the results.
 
-    results: dict[str, Any] = {}
+    ``size`` is a :class:`~labsupport.bench.size.BenchSize` value: full, quick or smoke.
+    """
+    from labsupport.bench import SECTIONS
+    from labsupport.bench.size import BenchSize
+
+    results: dict[str, Any] = {"bench_size": BenchSize(size).value}
     with scratch_workspace():
         for module in SECTIONS:
-            results.update(module.run(quick=quick))
+            results.update(module.run(BenchSize(size)))
     return results
 
 
@@ -39,14 +43,21 @@ def _print_human(results: dict[str, Any]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """--quick, --json."""
-    parser.add_argument("--quick", action="store_true", help="smaller counts (seconds)")
+    """--quick or --smoke, --json."""
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller counts (about half a minute)")
+    size.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every section once with the smallest counts: checks the bench runs; "
+        "its figures mean nothing",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     """Measure and print."""
-    results = collect(args.quick)
+    results = collect("smoke" if args.smoke else "quick" if args.quick else "full")
     if not results:
         print("no benchmark sections are available")
         return 1
