@@ -20,6 +20,7 @@ from pkcs11 import KeyType
 from labsupport import aws, simulators
 from labsupport import client as chsm
 from labsupport.client.endpoints import HsmState
+from labsupport.client.errors import ClusterChanging
 
 _FIXTURES = (
     lab,
@@ -102,6 +103,31 @@ def test_degraded_hsm_is_routed_around_and_resynchronized(lab3):
         gcm(made_meanwhile, b"x")
     assert sick in served_by(lab3.client, mark)
     assert_consistent(lab3.client)
+
+
+def test_a_new_hsm_waits_while_every_hsm_with_the_keys_is_degraded(lab):
+    """A second sync key would split the cluster (the HSMs could no longer copy keys to each
+    other once the others return, and every use then failed with a bare GeneralError): the
+    client refuses to sync the new HSM until an HSM that holds the keys is back."""
+    session = lab.login("alice")
+    blob = gcm(make_aes(session, "kept"), b"made before the failures")
+    session.close()
+    lab.client.close()
+    old = [h.hsm_id for h in lab.cluster.hsms]
+    for hsm_id in old:
+        lab.cluster.set_state(hsm_id, HsmState.DEGRADED)
+    new = lab.cluster.add_hsm().hsm_id
+    with pytest.raises(ClusterChanging, match="DEGRADED or gone") as refused:
+        chsm.connect(lab.workspace)
+    assert new in str(refused.value) and "connect again" in refused.value.fix
+
+    lab.cluster.set_state(old[0], HsmState.ACTIVE)
+    client = lab.reconnect()
+    key = client.login(f"alice:{PASSWORDS['alice']}").get_key(label="kept")
+    assert new in key.hsms
+    for _ in range(4):  # round robin: each ACTIVE HSM decrypts with its copy
+        assert ungcm(key, blob) == b"made before the failures"
+    assert_consistent(client)
 
 
 def test_reconcile_is_idempotent(lab):

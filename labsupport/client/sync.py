@@ -109,12 +109,29 @@ def transfer_sync_key(source: HsmLink, target: HsmLink) -> pkcs11.SecretKey:
     return key
 
 
-def ensure_sync_keys(links: list[HsmLink]) -> None:
-    """Make sure every HSM in ``links`` holds the cluster sync key (caller holds the lock)."""
+def ensure_sync_keys(links: list[HsmLink], cluster_has_keys: bool = False) -> None:
+    """Make sure every HSM in ``links`` holds the cluster sync key (caller holds the lock).
+
+    A new sync key is made only for a cluster without token keys. If the cluster has keys
+    but none of ``links`` (the usable HSMs) holds the sync key — every HSM that does is
+    DEGRADED, say, and a new one joined — a second sync key would split the cluster: HSMs
+    could no longer copy keys to each other once the others return. That is refused with
+    :class:`ClusterChanging` until an HSM that holds the key is ACTIVE again. (On AWS a new
+    HSM is cloned from the cluster's HSMs or its latest backup and always has the keys.)
+    """
     if not links:
         return
     holders = [link for link in links if link.sync_key() is not None]
     if not holders:
+        if cluster_has_keys:
+            raise ClusterChanging(
+                "No ACTIVE HSM holds this cluster's keys right now: every HSM that does is "
+                f"DEGRADED or gone, and {', '.join(link.hsm_id for link in links)} joined "
+                "since and has none yet.",
+                "Wait until an HSM that holds the keys is ACTIVE again (describe_clusters() "
+                "shows the states), then connect again: the client copies every key to the "
+                "new HSM. If those HSMs are gone for good, restore the cluster from a backup.",
+            )
         create_sync_key(links[0])
         holders = [links[0]]
     for link in links:
@@ -224,8 +241,8 @@ def reconcile(
     """
     started = time.perf_counter()
     report = SyncReport(hsms=[link.hsm_id for link in links])
-    ensure_sync_keys(links)
     data = store.read()
+    ensure_sync_keys(links, cluster_has_keys=bool(data.get("keys")))
     records = {
         r.ref: r for r in (KeyRecord.from_json(k, v) for k, v in data.get("keys", {}).items())
     }
