@@ -93,7 +93,6 @@ class HsmOperations(CloudHsmV2Base):
                 "next": [],
             }
             restore_from = self._backup_to_restore(data, rec)
-            restoring = restore_from is not None
             rec["hsms"][hsm_id] = hsm
             self.plane.commit(data)  # the intent is durable before SoftHSM changes
             try:
@@ -130,7 +129,7 @@ class HsmOperations(CloudHsmV2Base):
                     "aws_hw_cert": identity.aws_hardware_certificate,
                     "mfr_hw_cert": identity.manufacturer_hardware_certificate,
                 }
-            if state in INITIALIZED_STATES and not restoring:
+            if state in INITIALIZED_STATES and restore_from is None:
                 record_backup(data, rec, now, self.workspace)
             return {"Hsm": hsm_to_api(hsm, cid)}
 
