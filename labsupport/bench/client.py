@@ -27,11 +27,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import statistics
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +37,10 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from labsupport.authoring.execute import scratch_workspace
 from labsupport.bench.size import BenchSize
 from labsupport.hsm.tokens import firmware_session
+from labsupport.workspace.home import Workspace
 
 BENCH_PASSWORD = "bench-password-1"
 
@@ -269,20 +269,10 @@ def measure_raw_unwrap(ws: Any, n: int) -> float:
 
 
 @contextlib.contextmanager
-def _scratch_workspace():
-    from labsupport.workspace.home import ENV_HOME, Workspace
-
-    root = Path(tempfile.mkdtemp(prefix="cloudhsm-lab-bench-"))
-    old = os.environ.get(ENV_HOME)
-    os.environ[ENV_HOME] = str(root)
-    try:
+def _scratch_workspace() -> Iterator[Workspace]:
+    """A throw-away workspace for one measurement (never the learner's)."""
+    with scratch_workspace() as root:
         yield Workspace.open(root)
-    finally:
-        if old is None:
-            os.environ.pop(ENV_HOME, None)
-        else:
-            os.environ[ENV_HOME] = old
-        shutil.rmtree(root, ignore_errors=True)
 
 
 #: Per run size: key counts for the sync measurement, seconds per ratio batch, rounds.

@@ -1,6 +1,6 @@
 """``bench [--quick | --smoke] [--json]``: measure the lab's speed and print the figures.
 
-Sections are the modules of :mod:`labsupport.bench`, each with ``run(quick) -> dict``:
+Sections are the modules of :mod:`labsupport.bench`, each with ``run(size) -> dict``:
 the control plane (cluster set-up time, boto3 calls/s through the in-process handler)
 and the client layer (ops/s vs raw python-pkcs11 as ratios, key-sync times).
 """
@@ -12,23 +12,20 @@ import json
 from typing import Any
 
 from labsupport.authoring.execute import scratch_workspace
+from labsupport.bench.size import BenchSize
 
 NAME = "bench"
 HELP = "benchmark the simulator and client layer (ratios vs raw python-pkcs11)"
 
 
-def collect(size: str = "full") -> dict[str, Any]:
-    """Run every benchmark section in a scratch workspace; merge the results.
-
-    ``size`` is a :class:`~labsupport.bench.size.BenchSize` value: full, quick or smoke.
-    """
+def collect(size: BenchSize = BenchSize.FULL) -> dict[str, Any]:
+    """Run every benchmark section in a scratch workspace; merge the results."""
     from labsupport.bench import SECTIONS
-    from labsupport.bench.size import BenchSize
 
-    results: dict[str, Any] = {"bench_size": BenchSize(size).value}
+    results: dict[str, Any] = {"bench_size": size.value}
     with scratch_workspace():
         for module in SECTIONS:
-            results.update(module.run(BenchSize(size)))
+            results.update(module.run(size))
     return results
 
 
@@ -57,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure and print."""
-    results = collect("smoke" if args.smoke else "quick" if args.quick else "full")
+    size = BenchSize.SMOKE if args.smoke else BenchSize.QUICK if args.quick else BenchSize.FULL
+    results = collect(size)
     if not results:
         print("no benchmark sections are available")
         return 1
