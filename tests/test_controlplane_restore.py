@@ -36,6 +36,14 @@ def _make_keys(ready: Any) -> tuple[bytes, bytes]:
     return ciphertext, signature
 
 
+def _assert_keys_back(alice: Any, ciphertext: bytes, signature: bytes) -> None:
+    """The keys of :func:`_make_keys` decrypt and verify what they made before."""
+    key = alice.get_key(label="dr-aes")
+    assert key.decrypt(ciphertext[16:], mechanism_param=ciphertext[:16]) == b"sixteen byte msg" * 2
+    public = alice.get_key(ObjectClass.PUBLIC_KEY, KeyType.RSA, label="dr-rsa")
+    assert public.verify(b"signed before the disaster", signature)
+
+
 def test_initialize_takes_a_backup(workspace: Any, cloudhsm: Any, ec2: Any) -> None:
     from cp_fixtures import initialized
 
@@ -116,10 +124,7 @@ def test_disaster_recovery_through_boto3(workspace: Any, fast: None) -> None:
     users = {u["username"]: u["role"] for u in client.cli.run("user list").data["users"]}
     assert users["alice"] == "crypto-user" and users["bob"] == "crypto-user"
     alice = client.login(f"alice:{ready._passwords['alice']}")
-    key = alice.get_key(label="dr-aes")
-    assert key.decrypt(ciphertext[16:], mechanism_param=ciphertext[:16]) == b"sixteen byte msg" * 2
-    public = alice.get_key(ObjectClass.PUBLIC_KEY, KeyType.RSA, label="dr-rsa")
-    assert public.verify(b"signed before the disaster", signature)
+    _assert_keys_back(alice, ciphertext, signature)
     hsm_ids = [h["HsmId"] for h in describe(cloudhsm, new)["Hsms"]]
     assert all("dr-aes" in client.token_labels(h) for h in hsm_ids)  # synced to HSM 2
     bob = client.login(f"bob:{ready._passwords['bob']}")
@@ -255,10 +260,7 @@ def test_an_hsm_added_to_an_emptied_cluster_starts_from_its_latest_backup(
 
     client = chsm.connect(workspace)
     alice = client.login(f"alice:{ready._passwords['alice']}")
-    key = alice.get_key(label="dr-aes")
-    assert key.decrypt(ciphertext[16:], mechanism_param=ciphertext[:16]) == b"sixteen byte msg" * 2
-    public = alice.get_key(ObjectClass.PUBLIC_KEY, KeyType.RSA, label="dr-rsa")
-    assert public.verify(b"signed before the disaster", signature)
+    _assert_keys_back(alice, ciphertext, signature)
     hsm_ids = [h["HsmId"] for h in describe(cloudhsm, cid)["Hsms"]]
     assert all("dr-aes" in client.token_labels(h) for h in hsm_ids)
     client.close()

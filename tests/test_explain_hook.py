@@ -11,7 +11,9 @@ from labsupport.pedagogy.explain import ENV_FULL_TRACEBACKS, install_exception_h
 
 
 @pytest.fixture
-def shell() -> Any:
+def shell(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A real IPython shell with the lesson hook, short tracebacks unless a test asks."""
+    monkeypatch.delenv(ENV_FULL_TRACEBACKS, raising=False)
     shell = InteractiveShell.instance()
     shell.colors = "nocolor"
     install_exception_hook(shell)
@@ -30,9 +32,8 @@ LAB_ERROR = "from labsupport.client.users import split_pin\nsplit_pin('admin-wit
 
 
 def test_a_lab_error_shows_the_learners_line_and_the_fix_not_the_lab(
-    shell: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    shell: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv(ENV_FULL_TRACEBACKS, raising=False)
     shown = _run(shell, capsys, LAB_ERROR)
     assert "PinFormatError" in shown and "→ " in shown
     assert "split_pin('admin-without-colon')" in shown  # the learner's own line
@@ -47,9 +48,8 @@ def test_full_tracebacks_on_request(
 
 
 def test_a_lab_error_hides_the_internal_error_it_came_from(
-    shell: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    shell: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv(ENV_FULL_TRACEBACKS, raising=False)
     code = (
         "from labsupport.errors import LabError\n"
         "try:\n    {}['missing']\n"
