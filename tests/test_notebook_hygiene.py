@@ -16,6 +16,17 @@ NOTEBOOKS = sorted(
         *ROOT.glob("exercises/*.ipynb"),
     ]
 )
+
+
+def _notebook_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
+
+
+#: The notebooks that ship with stored outputs (exercises/ are generated without them).
+WITH_STORED_OUTPUTS = pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if p.parent.name != "exercises"], ids=_notebook_id
+)
+
 PRIVATE_KEY = re.compile(r"BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY")
 # `user:password`-shaped text (a word, a colon, then a token containing a digit).
 USER_PASSWORD = re.compile(r"\b[a-z_]+:(?!//)[^\s:'\"]*\d[^\s:'\"]*\b(?=['\"]|\s|$)")
@@ -32,7 +43,7 @@ def _text(output: nbformat.NotebookNode) -> str:
     )
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_notebook_id)
 def test_no_secret_in_stored_outputs(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     secrets = {m for c in nb.cells if c.cell_type == "code" for m in PIN_LITERAL.findall(c.source)}
@@ -45,11 +56,7 @@ def test_no_secret_in_stored_outputs(path: Path) -> None:
                 assert secret not in text, f"cell {i} prints a PIN/password used in the notebook"
 
 
-@pytest.mark.parametrize(
-    "path",
-    [p for p in NOTEBOOKS if p.parent.name != "exercises"],
-    ids=lambda p: f"{p.parent.name}/{p.stem}",
-)
+@WITH_STORED_OUTPUTS
 def test_errors_only_in_cells_tagged_raises_exception(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     for i, cell in enumerate(nb.cells):
@@ -69,11 +76,7 @@ def _traceback_and_text(output: nbformat.NotebookNode) -> str:
     return ANSI.sub("", "\n".join(output.get("traceback", [])) + "".join(output.get("text", "")))
 
 
-@pytest.mark.parametrize(
-    "path",
-    [p for p in NOTEBOOKS if p.parent.name != "exercises"],
-    ids=lambda p: f"{p.parent.name}/{p.stem}",
-)
+@WITH_STORED_OUTPUTS
 def test_no_checkout_path_in_stored_outputs(path: Path) -> None:
     """Stored tracebacks name course-relative files, not the folders of whoever ran them."""
     nb = nbformat.read(path, as_version=4)
